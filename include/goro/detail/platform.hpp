@@ -1,0 +1,166 @@
+// goro/detail/platform.hpp: the few operating-system facts the runtime needs (futex, pages,
+// environment knobs, fatal errors), so that the rest of detail/ reads as portable C++.
+#pragma once
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <string_view>
+
+#if defined(__SANITIZE_THREAD__)
+#define GORO_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GORO_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define GORO_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GORO_ASAN 1
+#endif
+#endif
+
+#define GORO_NOINLINE __attribute__((noinline))
+#define GORO_LIKELY(x) __builtin_expect(!!(x), 1)
+#define GORO_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+namespace goro::detail {
+
+using Clock = std::chrono::steady_clock;
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield" ::: "memory");
+#endif
+}
+
+inline std::size_t page_size() noexcept {
+    static const std::size_t p = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+    return p;
+}
+
+// futex_wait() sleeps while *addr == expected, until futex_wake() or the deadline.
+// A deadline of time_point::max() waits without limit. Spurious returns are allowed.
+inline void futex_wait(std::atomic<std::uint32_t>* addr, std::uint32_t expected,
+                       Clock::time_point deadline = Clock::time_point::max()) noexcept {
+    if (deadline == Clock::time_point::max()) {
+        ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(addr), FUTEX_WAIT_PRIVATE, expected,
+                  nullptr, nullptr, 0);
+        return;
+    }
+    auto left = deadline - Clock::now();
+    if (left <= Clock::duration::zero()) return;
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+    timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(addr), FUTEX_WAIT_PRIVATE, expected, &ts,
+              nullptr, 0);
+}
+
+inline void futex_wake(std::atomic<std::uint32_t>* addr, int n = 1) noexcept {
+    ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(addr), FUTEX_WAKE_PRIVATE, n, nullptr,
+              nullptr, 0);
+}
+
+// fatal() prints "fatal error: <msg>" as Go's runtime.throw does and ends the process with
+// status 2. It never returns and runs no destructors: other threads may still be running.
+[[noreturn]] inline void fatal(std::string_view msg) noexcept {
+    std::fflush(stdout);
+    std::fprintf(stderr, "fatal error: %.*s\n", static_cast<int>(msg.size()), msg.data());
+    std::fflush(stderr);
+    std::_Exit(2);
+}
+
+// env_size() reads a size from the environment: digits with an optional K, M or G suffix.
+inline std::size_t env_size(const char* name, std::size_t fallback) noexcept {
+    const char* s = std::getenv(name);
+    if (!s || !*s) return fallback;
+    char* end = nullptr;
+    unsigned long long v = std::strtoull(s, &end, 10);
+    switch (*end) {
+        case 'k': case 'K': v <<= 10; ++end; break;
+        case 'm': case 'M': v <<= 20; ++end; break;
+        case 'g': case 'G': v <<= 30; ++end; break;
+        default: break;
+    }
+    if (end == s || (*end && *end != 'B' && *end != 'b')) return fallback;
+    return static_cast<std::size_t>(v);
+}
+
+// fastrand() is a per-thread xorshift generator: cheap randomness for steal order and select.
+inline std::uint32_t fastrand() noexcept {
+    static thread_local std::uint64_t s = [] {
+        std::uint64_t x = static_cast<std::uint64_t>(Clock::now().time_since_epoch().count());
+        x ^= reinterpret_cast<std::uintptr_t>(&x);
+        return x | 1;
+    }();
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return static_cast<std::uint32_t>(s >> 32);
+}
+
+// fastrandn() returns a value in [0, n).
+inline std::uint32_t fastrandn(std::uint32_t n) noexcept {
+    return static_cast<std::uint32_t>((static_cast<std::uint64_t>(fastrand()) * n) >> 32);
+}
+
+// Lock is the runtime's internal mutex, a futex lock that spins briefly before sleeping
+// (mirrors lock_futex.go). It is held only for short, non-blocking critical sections: nothing
+// parks while holding one. It works on goroutines and plain threads alike.
+class Lock {
+public:
+    void lock() noexcept {
+        std::uint32_t v = unlocked;
+        if (GORO_LIKELY(key_.compare_exchange_strong(v, locked, std::memory_order_acquire))) return;
+        lock_slow();
+    }
+    bool try_lock() noexcept {
+        std::uint32_t v = unlocked;
+        return key_.compare_exchange_strong(v, locked, std::memory_order_acquire);
+    }
+    void unlock() noexcept {
+        if (GORO_UNLIKELY(key_.exchange(unlocked, std::memory_order_release) == sleeping))
+            futex_wake(&key_);
+    }
+
+private:
+    static constexpr std::uint32_t unlocked = 0, locked = 1, sleeping = 2;
+
+    GORO_NOINLINE void lock_slow() noexcept {
+        std::uint32_t wait = locked;
+        for (;;) {
+            for (int i = 0; i < 64; ++i) {  // active spinning: the holder runs on another core
+                std::uint32_t v = key_.load(std::memory_order_relaxed);
+                if (v == unlocked && key_.compare_exchange_weak(v, wait, std::memory_order_acquire))
+                    return;
+                cpu_relax();
+            }
+            for (int i = 0; i < 2; ++i) {  // passive: let a descheduled holder run
+                ::sched_yield();
+                std::uint32_t v = unlocked;
+                if (key_.compare_exchange_strong(v, wait, std::memory_order_acquire)) return;
+            }
+            if (key_.exchange(sleeping, std::memory_order_acquire) == unlocked) return;
+            wait = sleeping;
+            futex_wait(&key_, sleeping);
+        }
+    }
+
+    std::atomic<std::uint32_t> key_{unlocked};
+};
+
+}  // namespace goro::detail

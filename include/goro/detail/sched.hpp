@@ -1,0 +1,1077 @@
+// goro/detail/sched.hpp: goroutines, workers and the M:N scheduler (mirrors proc.go).
+//
+// The model. A goroutine (G) is a closure, a control block and, once it first runs, a stack
+// from the stack allocator. GOMAXPROCS workers each own an OS thread and a scheduling context
+// (Go's M and P are one object here: goroutines never block a worker in a syscall, because
+// blocking calls go through blocking() to a separate pool, so there is no need to hand a P to
+// another M). A worker runs a loop on its thread's own stack (Go's g0): find a runnable G,
+// switch to it, and when it switches back, act on what it asked for (park, yield, exit).
+//
+// Run queues. Each worker has a bounded lock-free ring of 256 Gs plus a runnext slot; the owner
+// pushes at the tail and pops at the head, thieves take half from the head with a CAS (runqput,
+// runqget, runqgrab in proc.go). A G made runnable by a goroutine (ready, or go) goes to the
+// waker's runnext, so a producer/consumer pair runs back to back on one worker with warm caches;
+// the displaced runnext goes to the tail. When the ring is full, half of it moves to the global
+// queue. Plain threads, blocking-pool threads and yield() put Gs on the global queue, which
+// workers check first every 61st round so that it cannot starve.
+//
+// Idle workers and spinning (findrunnable in proc.go). A worker that finds no work becomes
+// "spinning" and tries to steal, but only while spinning workers are fewer than half the busy
+// ones. Whoever makes work runnable calls wakep(), which wakes one idle worker, and only if no
+// worker is spinning already; a spinning worker that finds work wakes the next one when it was
+// the last spinner. So work is picked up at once, yet a burst of wake-ups does not wake every
+// worker. Before a worker sleeps it rechecks every queue after publishing itself idle, so a
+// concurrent wakep() either sees it idle or it sees the work: no lost wake-up. Idle workers
+// sleep on a futex: an idle process uses no CPU.
+//
+// Timers (timer.hpp). Of the idle workers, at most one is the poller: it sleeps until the
+// earliest timer of all heaps, not indefinitely. A new timer earlier than that wakes it.
+//
+// park/ready (gopark/goready). Every blocking primitive parks through park(unlock): the G is
+// marked waiting and switches to its worker's scheduler stack, which saves its context and only
+// then calls unlock (which releases the lock protecting the G's wait-queue entry). A waker must
+// take that lock to find the waiter, so it can never resume a G whose context is not yet saved.
+// On a plain thread the same call blocks the thread on a futex. ready() makes a parked G
+// runnable or wakes the thread.
+//
+// Deadlock (checkdead). When every worker is idle, no G is runnable, no timer, I/O wait or
+// blocking() call is pending, some plain thread is blocked in park, and every thread of the
+// process is either a runtime thread or such a blocked thread (read from /proc/self/stat, so a
+// thread that is merely busy elsewhere can still release the waiters and rules deadlock out),
+// nothing can ever run again: report it as Go does.
+//
+// Lock order: Scheduler::mu_ (global queue, idle list) is a leaf; TimerHeap locks are leaves;
+// primitive locks (channel, semaphore) may be held while calling ready(), which takes mu_.
+//
+// Rejected: a global run queue only (contended by every worker); work-sharing on spawn (pushes
+// to other workers' queues, cache-cold); spinning idle workers (burns CPU, Boost.Fiber's
+// criticised default); a dedicated timer thread (an extra wake-up and thread hop per timer).
+#pragma once
+
+#include "goro/detail/platform.hpp"
+#include "goro/detail/stack.hpp"
+#include "goro/detail/timer.hpp"
+
+#include <boost/context/detail/fcontext.hpp>
+#include <cxxabi.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if GORO_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+#if GORO_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+namespace goro::detail {
+
+namespace ctx = boost::context::detail;
+
+class Scheduler;
+struct Worker;
+
+// Parker is what can block: a goroutine or a plain OS thread.
+struct Parker {
+    enum class Kind : std::uint8_t { goroutine, thread };
+    explicit Parker(Kind k) noexcept : kind(k) {}
+    Kind kind;
+};
+
+// The C++ runtime keeps the caught-exception stack per thread. A goroutine that parks inside a
+// catch block and resumes on another worker must take its own with it, so it is swapped at
+// every switch (libstdc++ and libc++abi share this layout).
+struct EhGlobals {
+    void* caught = nullptr;
+    unsigned int uncaught = 0;
+};
+inline EhGlobals* eh_globals() noexcept {
+    return reinterpret_cast<EhGlobals*>(abi::__cxa_get_globals());
+}
+
+// G is a goroutine's control block (Go's g), allocated together with its closure.
+struct G : Parker {
+    G() noexcept : Parker(Kind::goroutine) {}
+    G* schedlink = nullptr;        // global run queue link; guarded by Scheduler::mu_
+    ctx::fcontext_t context = nullptr;  // saved registers while not running
+    Stack stack;                   // empty until the goroutine first runs
+    Worker* m = nullptr;           // worker running it; valid while it runs
+    std::uint64_t id = 0;
+    void (*run)(G*) = nullptr;     // calls the closure, then destroys it (on the G's stack)
+    void (*free)(G*) = nullptr;    // frees the allocation (on the scheduler stack)
+    bool deep = false;             // saved sp was seen below the top page of its stack
+    EhGlobals eh;                  // caught exceptions while switched out
+    void* param = nullptr;         // set by the waker, read after wake-up (Go's g.param)
+#if GORO_ASAN
+    void* asan_fake = nullptr;
+#endif
+#if GORO_TSAN
+    void* tsan_fiber = nullptr;
+#endif
+};
+
+template <class Fn>
+struct GoClosure final : G {
+    explicit GoClosure(Fn&& f) : fn(std::move(f)) {
+        run = [](G* g) {
+            auto* self = static_cast<GoClosure*>(g);
+            std::move(self->fn)();
+            std::destroy_at(&self->fn);
+        };
+        free = [](G* g) { ::operator delete(static_cast<GoClosure*>(g)); };
+    }
+    union { Fn fn; };   // destroyed by run, on the goroutine's stack
+    ~GoClosure() {}
+};
+
+// ThreadParker is a plain thread's way to block (Go has no equivalent: its main is a goroutine).
+struct ThreadParker : Parker {
+    ThreadParker() noexcept : Parker(Kind::thread) {}
+    std::atomic<std::uint32_t> state{0};  // 0 running, 1 parked, 2 readied
+};
+
+// Unlock is the callback park() runs once the caller is safely marked waiting. Returning false
+// cancels the park (gopark's unlockf).
+struct Unlock {
+    bool (*fn)(void*) = nullptr;
+    void* arg = nullptr;
+};
+
+template <class F>
+Unlock make_unlock(F& f) noexcept {
+    return Unlock{[](void* a) -> bool {
+                      if constexpr (std::is_void_v<decltype((*static_cast<F*>(a))())>) {
+                          (*static_cast<F*>(a))();
+                          return true;
+                      } else {
+                          return (*static_cast<F*>(a))();
+                      }
+                  },
+                  &f};
+}
+
+struct alignas(64) Worker {
+    static constexpr std::uint32_t runq_size = 256;
+
+    Scheduler* sched = nullptr;
+    int id = 0;
+
+    // Run queue: head is taken by anyone with a CAS, tail is written by the owner only.
+    alignas(64) std::atomic<std::uint32_t> runq_head{0};
+    std::atomic<std::uint32_t> runq_tail{0};
+    std::atomic<G*> runnext{nullptr};
+    std::atomic<G*> runq[runq_size];
+
+    // Owner-only state.
+    alignas(64) G* curg = nullptr;  // the G running now, nullptr on the scheduler stack
+    ctx::fcontext_t g0 = nullptr;   // the scheduler stack's context while a G runs
+    std::uint32_t schedtick = 0;
+    bool spinning = false;
+    StackPool stacks;
+    std::uint64_t goid_next = 0, goid_end = 0;  // a batch of goroutine ids (Go's goidcache)
+    std::int64_t created = 0;                   // goroutines created here...
+    std::atomic<std::int64_t> exited{0};        // ...and exited here (num_goroutine sums them)
+    std::atomic<std::int64_t> created_pub{0};
+
+    // What the running G asked of the scheduler when it switched out.
+    enum class Action : std::uint8_t { none, park, yield, yield_local, exit } action = Action::none;
+    Unlock unlock;
+
+    // Sleeping: the futex word is 0 while the worker intends to sleep; a waker sets it to 1.
+    std::atomic<std::uint32_t> wake{0};
+    bool idle = false;              // on the idle list; guarded by Scheduler::mu_
+    Worker* idle_next = nullptr;    // guarded by Scheduler::mu_
+
+    TimerHeap timers;
+
+#if GORO_ASAN
+    void* asan_fake = nullptr;
+    const void* g0_bottom = nullptr;
+    std::size_t g0_size = 0;
+#endif
+#if GORO_TSAN
+    void* tsan_g0 = nullptr;
+#endif
+};
+
+// The worker this thread is, if any. Read only through current_worker(): the getter is not
+// inlined so that a goroutine that migrated to another thread never sees a cached TLS address.
+inline thread_local Worker* tls_worker = nullptr;
+inline thread_local ThreadParker tls_parker;
+
+GORO_NOINLINE inline Worker* current_worker() noexcept { return tls_worker; }
+inline G* current_g() noexcept {
+    Worker* w = current_worker();
+    return w ? w->curg : nullptr;
+}
+// current_parker() is the goroutine running now, or this thread's parker.
+GORO_NOINLINE inline Parker* current_parker() noexcept {
+    Worker* w = tls_worker;
+    if (w && w->curg) return w->curg;
+    return &tls_parker;
+}
+
+// BlockingPool runs blocking() calls on threads of their own, started on demand and kept.
+class BlockingPool {
+public:
+    void submit(std::function<void()> job);
+    int threads() const noexcept { return threads_.load(std::memory_order_acquire); }
+
+private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<std::function<void()>> jobs_;  // guarded by mu_
+    int idle_ = 0;                            // guarded by mu_
+    std::atomic<int> threads_{0};
+};
+
+class Scheduler {
+public:
+    static constexpr int max_procs = 256;
+
+    Scheduler();
+    Scheduler(const Scheduler&) = delete;
+
+    // instance() is the process's runtime, made on first use and never destroyed: goroutines
+    // may still be parked when main returns, exactly as in Go.
+    static Scheduler& instance() noexcept {
+        Scheduler* s = instance_.load(std::memory_order_acquire);
+        return GORO_LIKELY(s != nullptr) ? *s : make_instance();
+    }
+
+    // spawn() makes a new G runnable (newproc).
+    void spawn(G* g);
+    // park() blocks the caller (a G or a thread) until ready(); see Unlock.
+    void park(Unlock unlock);
+    // ready() makes a parked G runnable, or wakes a parked thread (goready).
+    void ready(Parker* p);
+    // yield() puts the running G at the back of the global queue (Gosched).
+    void yield();
+    // yield_local() puts it at the back of its worker's queue, so that a G just readied into
+    // runnext runs first (goyield, used by semaphore handoff).
+    void yield_local();
+
+    int gomaxprocs() const noexcept { return gomaxprocs_.load(std::memory_order_acquire); }
+    int set_gomaxprocs(int n);
+    std::size_t num_goroutine() const noexcept;
+
+    // Timers: start() arms t (t->when, t->period, t->f set); stop() disarms it.
+    void timer_start(Timer* t);
+    bool timer_stop(Timer* t);
+
+    // blocking work and I/O waits hold off deadlock detection while they are pending.
+    void enter_blocking() noexcept { nblocking_.fetch_add(1, std::memory_order_acq_rel); }
+    void exit_blocking() noexcept { nblocking_.fetch_sub(1, std::memory_order_acq_rel); }
+    BlockingPool& blocking_pool() noexcept { return pool_; }
+
+    std::size_t stack_size() const noexcept { return stacks_.stack_size(); }
+
+    // can_spin() tells a Mutex whether busy-waiting a little more may pay (sync_runtime_canSpin):
+    // only a few rounds, only on a multicore machine with other workers running, and never
+    // while the caller's worker has goroutines waiting to run.
+    bool can_spin(int iter) const noexcept {
+        static const unsigned ncpu = std::thread::hardware_concurrency();
+        if (iter >= 4 || ncpu <= 1) return false;
+        if (gomaxprocs() <= npidle_.load(std::memory_order_relaxed) +
+                                nmspinning_.load(std::memory_order_relaxed) + 1)
+            return false;
+        Worker* w = current_worker();
+        return !(w && w->curg && !runq_empty(w));
+    }
+
+private:
+    friend struct Worker;
+    static inline std::atomic<Scheduler*> instance_{nullptr};
+    static Scheduler& make_instance();
+
+    void start_workers_locked(int n);
+    void worker_main(Worker* w);
+    G* find_runnable(Worker* w);
+    G* steal_work(Worker* w, bool& ran_timers);
+    void execute(Worker* w, G* g);
+    void after_switch(Worker* w, G* g, ctx::fcontext_t from);
+    void retire(Worker* w);
+    void run_all_timers();
+    void ensure_started();
+
+    // run queues
+    static bool runq_empty(Worker* w) noexcept;
+    void runq_put(Worker* w, G* g, bool next);
+    bool runq_put_slow(Worker* w, G* g, std::uint32_t h, std::uint32_t t);
+    static G* runq_get(Worker* w) noexcept;
+    static std::uint32_t runq_grab(Worker* v, G** batch, std::uint32_t start, bool steal_next) noexcept;
+    G* runq_steal(Worker* w, Worker* v, bool steal_next) noexcept;
+    void globrunq_put(G* g);
+    G* globrunq_get_locked(Worker* w, std::uint32_t max);
+
+    // idle workers
+    void wakep();
+    void wake_poller(std::int64_t when);
+    void reset_spinning(Worker* w);
+    bool remove_idle_locked(Worker* w) noexcept;
+    void check_dead();
+    static int process_threads() noexcept;
+
+    void park_thread(Unlock unlock);
+    void switch_out(G* g, Worker::Action a);
+    std::uint64_t new_goid(Worker* w);
+
+    static void g_entry(ctx::transfer_t t) noexcept;
+    [[noreturn]] static void panic(G* g, const char* what) noexcept;
+
+    StackAllocator stacks_;
+    BlockingPool pool_;
+    std::atomic<int> gomaxprocs_{0};
+    std::atomic<int> nworkers_{0};                  // worker threads started, never shrinks
+    Worker* workers_[max_procs] = {};
+    std::atomic<bool> started_{false};
+
+    Lock mu_;                                     // sched.lock
+    G* runq_head_ = nullptr;                      // guarded by mu_
+    G* runq_tail_ = nullptr;                      // guarded by mu_
+    std::atomic<std::uint32_t> runq_len_{0};      // written under mu_
+    Worker* idle_list_ = nullptr;                 // guarded by mu_
+    std::atomic<int> npidle_{0};                  // written under mu_
+    std::atomic<int> nmspinning_{0};
+
+    std::atomic<Worker*> poller_{nullptr};        // the idle worker sleeping until a timer
+    std::atomic<std::int64_t> poll_until_{0};
+
+    std::atomic<std::uint64_t> goid_gen_{1};
+    std::atomic<std::int64_t> ext_created_{0};     // goroutines created by plain threads
+    std::atomic<int> ntimers_{0};                  // pending timers, all heaps
+    std::atomic<int> nblocking_{0};                // blocking() calls and I/O waits in flight
+    std::atomic<int> nblocked_threads_{0};         // plain threads parked in park()
+};
+
+// ---------------------------------------------------------------------------------------------
+// Implementation.
+
+inline void BlockingPool::submit(std::function<void()> job) {
+    std::unique_lock<std::mutex> g(mu_);
+    jobs_.push_back(std::move(job));
+    if (idle_ > 0) {
+        cv_.notify_one();
+        return;
+    }
+    threads_.fetch_add(1, std::memory_order_acq_rel);
+    std::thread([this] {
+        std::unique_lock<std::mutex> g(mu_);
+        for (;;) {
+            while (jobs_.empty()) {
+                ++idle_;
+                cv_.wait(g);
+                --idle_;
+            }
+            auto job = std::move(jobs_.front());
+            jobs_.pop_front();
+            g.unlock();
+            job();
+            g.lock();
+        }
+    }).detach();
+}
+
+inline Scheduler& Scheduler::make_instance() {
+    static Lock m;
+    std::lock_guard<Lock> g(m);
+    Scheduler* s = instance_.load(std::memory_order_acquire);
+    if (!s) {
+        s = new Scheduler();
+        instance_.store(s, std::memory_order_release);
+    }
+    return *s;
+}
+
+inline int default_gomaxprocs() noexcept {
+    if (const char* e = std::getenv("GOMAXPROCS")) {
+        int n = std::atoi(e);
+        if (n > 0) return std::min(n, Scheduler::max_procs);
+    }
+    cpu_set_t set;
+    if (::sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0) return std::min(n, Scheduler::max_procs);
+    }
+    return std::max(1, std::min(static_cast<int>(std::thread::hardware_concurrency()),
+                                Scheduler::max_procs));
+}
+
+inline Scheduler::Scheduler() { gomaxprocs_.store(default_gomaxprocs()); }
+
+inline void Scheduler::ensure_started() {
+    if (GORO_LIKELY(started_.load(std::memory_order_acquire))) return;
+    std::lock_guard<Lock> g(mu_);
+    if (started_.load(std::memory_order_relaxed)) return;
+    start_workers_locked(gomaxprocs());
+    started_.store(true, std::memory_order_release);
+}
+
+// start_workers_locked() makes workers [nworkers_, n) and their threads. They start idle.
+inline void Scheduler::start_workers_locked(int n) {
+    for (int i = nworkers_.load(std::memory_order_relaxed); i < n; ++i) {
+        auto* w = new Worker();
+        w->sched = this;
+        w->id = i;
+        for (auto& slot : w->runq) slot.store(nullptr, std::memory_order_relaxed);
+        w->idle = true;
+        w->idle_next = idle_list_;
+        idle_list_ = w;
+        npidle_.fetch_add(1, std::memory_order_relaxed);
+        workers_[i] = w;
+        nworkers_.store(i + 1, std::memory_order_release);
+        std::thread([this, w] { worker_main(w); }).detach();
+    }
+}
+
+inline std::uint64_t Scheduler::new_goid(Worker* w) {
+    if (!w) return goid_gen_.fetch_add(1, std::memory_order_relaxed);
+    if (w->goid_next == w->goid_end) {
+        constexpr std::uint64_t batch = 16;
+        w->goid_next = goid_gen_.fetch_add(batch, std::memory_order_relaxed);
+        w->goid_end = w->goid_next + batch;
+    }
+    return w->goid_next++;
+}
+
+inline void Scheduler::spawn(G* g) {
+    ensure_started();
+    Worker* w = current_worker();
+    if (w && w->sched != this) w = nullptr;
+    g->id = new_goid(w);
+    if (w) {
+        ++w->created;
+        w->created_pub.store(w->created, std::memory_order_relaxed);
+        runq_put(w, g, true);
+    } else {
+        ext_created_.fetch_add(1, std::memory_order_relaxed);
+        globrunq_put(g);
+    }
+    wakep();
+}
+
+inline std::size_t Scheduler::num_goroutine() const noexcept {
+    std::int64_t n = ext_created_.load(std::memory_order_relaxed);
+    int nw = nworkers_.load(std::memory_order_acquire);
+    for (int i = 0; i < nw; ++i) {
+        n += workers_[i]->created_pub.load(std::memory_order_relaxed);
+        n -= workers_[i]->exited.load(std::memory_order_relaxed);
+    }
+    return n > 0 ? static_cast<std::size_t>(n) : 0;
+}
+
+// ---- run queues (runqput, runqget, runqgrab, runqsteal, globrunqput, globrunqget) ----
+
+inline bool Scheduler::runq_empty(Worker* w) noexcept {
+    for (;;) {
+        std::uint32_t h = w->runq_head.load(std::memory_order_acquire);
+        std::uint32_t t = w->runq_tail.load(std::memory_order_acquire);
+        G* next = w->runnext.load(std::memory_order_acquire);
+        if (w->runq_tail.load(std::memory_order_acquire) == t) return h == t && next == nullptr;
+    }
+}
+
+inline void Scheduler::runq_put(Worker* w, G* g, bool next) {
+    if (next) {
+        g = w->runnext.exchange(g, std::memory_order_acq_rel);
+        if (!g) return;
+    }
+    for (;;) {
+        std::uint32_t h = w->runq_head.load(std::memory_order_acquire);
+        std::uint32_t t = w->runq_tail.load(std::memory_order_relaxed);
+        if (t - h < Worker::runq_size) {
+            w->runq[t % Worker::runq_size].store(g, std::memory_order_relaxed);
+            w->runq_tail.store(t + 1, std::memory_order_release);
+            return;
+        }
+        if (runq_put_slow(w, g, h, t)) return;
+    }
+}
+
+// runq_put_slow() moves g and half of the full local queue to the global queue.
+inline bool Scheduler::runq_put_slow(Worker* w, G* g, std::uint32_t h, std::uint32_t t) {
+    constexpr std::uint32_t n = Worker::runq_size / 2;
+    G* batch[n + 1];
+    for (std::uint32_t i = 0; i < n; ++i)
+        batch[i] = w->runq[(h + i) % Worker::runq_size].load(std::memory_order_relaxed);
+    if (!w->runq_head.compare_exchange_strong(h, h + n, std::memory_order_acq_rel)) return false;
+    (void)t;
+    batch[n] = g;
+    for (std::uint32_t i = 0; i < n; ++i) batch[i]->schedlink = batch[i + 1];
+    batch[n]->schedlink = nullptr;
+    std::lock_guard<Lock> lk(mu_);
+    if (runq_tail_) runq_tail_->schedlink = batch[0]; else runq_head_ = batch[0];
+    runq_tail_ = batch[n];
+    runq_len_.fetch_add(n + 1, std::memory_order_release);
+    return true;
+}
+
+inline G* Scheduler::runq_get(Worker* w) noexcept {
+    G* next = w->runnext.load(std::memory_order_relaxed);
+    if (next && w->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel))
+        return next;
+    for (;;) {
+        std::uint32_t h = w->runq_head.load(std::memory_order_acquire);
+        std::uint32_t t = w->runq_tail.load(std::memory_order_relaxed);
+        if (t == h) return nullptr;
+        G* g = w->runq[h % Worker::runq_size].load(std::memory_order_relaxed);
+        if (w->runq_head.compare_exchange_weak(h, h + 1, std::memory_order_acq_rel)) return g;
+    }
+}
+
+// runq_grab() takes half of v's queue into batch[start...]; with steal_next it may take runnext.
+inline std::uint32_t Scheduler::runq_grab(Worker* v, G** batch, std::uint32_t start,
+                                          bool steal_next) noexcept {
+    for (;;) {
+        std::uint32_t h = v->runq_head.load(std::memory_order_acquire);
+        std::uint32_t t = v->runq_tail.load(std::memory_order_acquire);
+        std::uint32_t n = t - h;
+        n -= n / 2;
+        if (n == 0) {
+            if (steal_next) {
+                G* next = v->runnext.load(std::memory_order_acquire);
+                if (next) {
+                    // The victim is probably about to run it (it just readied it and is parking):
+                    // give it ~3us, as Go does, before taking the G away from its warm cache.
+                    std::int64_t until = nanotime() + 3000;
+                    while (v->runnext.load(std::memory_order_acquire) == next && nanotime() < until)
+                        cpu_relax();
+                    if (v->runnext.compare_exchange_strong(next, nullptr,
+                                                           std::memory_order_acq_rel)) {
+                        batch[start % Worker::runq_size] = next;
+                        return 1;
+                    }
+                }
+            }
+            return 0;
+        }
+        if (n > Worker::runq_size / 2) continue;  // inconsistent h and t: retry
+        for (std::uint32_t i = 0; i < n; ++i)
+            batch[(start + i) % Worker::runq_size] =
+                v->runq[(h + i) % Worker::runq_size].load(std::memory_order_relaxed);
+        if (v->runq_head.compare_exchange_strong(h, h + n, std::memory_order_acq_rel)) return n;
+    }
+}
+
+// runq_steal() moves half of v's queue to w's and returns one G to run.
+inline G* Scheduler::runq_steal(Worker* w, Worker* v, bool steal_next) noexcept {
+    std::uint32_t t = w->runq_tail.load(std::memory_order_relaxed);
+    G* batch[Worker::runq_size];
+    std::uint32_t n = runq_grab(v, batch, 0, steal_next);
+    if (n == 0) return nullptr;
+    G* g = batch[n - 1];
+    for (std::uint32_t i = 0; i + 1 < n; ++i)
+        w->runq[(t + i) % Worker::runq_size].store(batch[i], std::memory_order_relaxed);
+    if (n > 1) w->runq_tail.store(t + n - 1, std::memory_order_release);
+    return g;
+}
+
+inline void Scheduler::globrunq_put(G* g) {
+    g->schedlink = nullptr;
+    std::lock_guard<Lock> lk(mu_);
+    if (runq_tail_) runq_tail_->schedlink = g; else runq_head_ = g;
+    runq_tail_ = g;
+    runq_len_.fetch_add(1, std::memory_order_release);
+}
+
+// globrunq_get_locked() takes a fair share of the global queue: one G to run, the rest into
+// w's local queue (globrunqget).
+inline G* Scheduler::globrunq_get_locked(Worker* w, std::uint32_t max) {
+    std::uint32_t len = runq_len_.load(std::memory_order_relaxed);
+    if (len == 0) return nullptr;
+    std::uint32_t n = len / static_cast<std::uint32_t>(gomaxprocs()) + 1;
+    n = std::min({n, len, max, Worker::runq_size / 2});
+    G* g = runq_head_;
+    runq_head_ = g->schedlink;
+    for (std::uint32_t i = 1; i < n; ++i) {
+        G* x = runq_head_;
+        runq_head_ = x->schedlink;
+        std::uint32_t t = w->runq_tail.load(std::memory_order_relaxed);
+        w->runq[t % Worker::runq_size].store(x, std::memory_order_relaxed);
+        w->runq_tail.store(t + 1, std::memory_order_release);
+    }
+    if (!runq_head_) runq_tail_ = nullptr;
+    runq_len_.fetch_sub(n, std::memory_order_release);
+    return g;
+}
+
+// ---- idle workers (wakep, resetspinning, pidleget) ----
+
+inline bool Scheduler::remove_idle_locked(Worker* w) noexcept {
+    if (!w->idle) return false;
+    for (Worker** p = &idle_list_; *p; p = &(*p)->idle_next) {
+        if (*p == w) {
+            *p = w->idle_next;
+            break;
+        }
+    }
+    w->idle = false;
+    npidle_.fetch_sub(1, std::memory_order_relaxed);
+    return true;
+}
+
+// wakep() wakes one idle worker to spin for work, unless one is spinning already.
+inline void Scheduler::wakep() {
+    if (npidle_.load(std::memory_order_acquire) == 0) return;
+    int zero = 0;
+    if (nmspinning_.load(std::memory_order_acquire) != 0 ||
+        !nmspinning_.compare_exchange_strong(zero, 1, std::memory_order_acq_rel))
+        return;
+    Worker* w;
+    {
+        std::lock_guard<Lock> lk(mu_);
+        w = idle_list_;
+        if (w) {
+            idle_list_ = w->idle_next;
+            w->idle = false;
+            npidle_.fetch_sub(1, std::memory_order_relaxed);
+            w->spinning = true;
+        }
+    }
+    if (!w) {
+        nmspinning_.fetch_sub(1, std::memory_order_acq_rel);
+        return;
+    }
+    w->wake.store(1, std::memory_order_release);
+    futex_wake(&w->wake);
+}
+
+inline void Scheduler::reset_spinning(Worker* w) {
+    w->spinning = false;
+    if (nmspinning_.fetch_sub(1, std::memory_order_acq_rel) == 1 &&
+        npidle_.load(std::memory_order_acquire) > 0)
+        wakep();
+}
+
+// wake_poller() makes sure some worker will wake up by `when` to run a timer (wakeNetPoller).
+inline void Scheduler::wake_poller(std::int64_t when) {
+    Worker* p = poller_.load(std::memory_order_acquire);
+    if (p) {
+        if (when < poll_until_.load(std::memory_order_acquire)) {
+            p->wake.store(1, std::memory_order_release);
+            futex_wake(&p->wake);
+        }
+        return;
+    }
+    wakep();
+}
+
+// ---- the scheduling loop (schedule, findrunnable, execute) ----
+
+inline void Scheduler::worker_main(Worker* w) {
+    tls_worker = w;
+#if GORO_TSAN
+    w->tsan_g0 = __tsan_get_current_fiber();
+#endif
+    for (;;) {
+        G* g = find_runnable(w);
+        if (w->spinning) reset_spinning(w);
+        execute(w, g);
+    }
+}
+
+inline G* Scheduler::steal_work(Worker* w, bool& ran_timers) {
+    constexpr int tries = 4;
+    for (int i = 0; i < tries; ++i) {
+        bool last = i == tries - 1;
+        int n = gomaxprocs();
+        std::uint32_t start = fastrandn(static_cast<std::uint32_t>(n));
+        for (int k = 0; k < n; ++k) {
+            Worker* v = workers_[(start + k) % n];
+            if (v == w) continue;
+            if (last && v->timers.next() <= nanotime()) {
+                if (v->timers.run_expired(nanotime(), ntimers_) > 0) {
+                    ran_timers = true;
+                    if (G* g = runq_get(w)) return g;
+                }
+            }
+            if (!runq_empty(v))
+                if (G* g = runq_steal(w, v, last)) return g;
+        }
+    }
+    return nullptr;
+}
+
+inline G* Scheduler::find_runnable(Worker* w) {
+    for (;;) {
+        if (w->id >= gomaxprocs()) {
+            retire(w);
+            continue;
+        }
+        w->timers.run_expired(nanotime(), ntimers_);
+        // Every 61st round, look at the global queue first so that it cannot starve, and at
+        // the other workers' timers, in case their owners are busy in long goroutines.
+        if (++w->schedtick % 61 == 0) {
+            run_all_timers();
+            if (runq_len_.load(std::memory_order_acquire) > 0) {
+                std::lock_guard<Lock> lk(mu_);
+                if (G* g = globrunq_get_locked(w, 1)) return g;
+            }
+        }
+        if (G* g = runq_get(w)) return g;
+        if (runq_len_.load(std::memory_order_acquire) > 0) {
+            std::lock_guard<Lock> lk(mu_);
+            if (G* g = globrunq_get_locked(w, Worker::runq_size)) return g;
+        }
+
+        // Spin: steal, but only while spinners are fewer than half the busy workers.
+        int procs = gomaxprocs();
+        if (w->spinning || 2 * nmspinning_.load(std::memory_order_acquire) <
+                               procs - npidle_.load(std::memory_order_acquire)) {
+            if (!w->spinning) {
+                w->spinning = true;
+                nmspinning_.fetch_add(1, std::memory_order_acq_rel);
+            }
+            bool ran_timers = false;
+            if (G* g = steal_work(w, ran_timers)) return g;
+            if (ran_timers) continue;
+        }
+
+        // Nothing to do: publish ourselves idle, then look once more (the wakep handshake).
+        w->wake.store(0, std::memory_order_relaxed);
+        bool was_spinning;
+        {
+            std::lock_guard<Lock> lk(mu_);
+            if (G* g = globrunq_get_locked(w, Worker::runq_size)) return g;
+            if (w->id >= gomaxprocs()) continue;
+            // Once on the idle list, wakep() may write w->spinning: read it before.
+            was_spinning = w->spinning;
+            w->spinning = false;
+            w->idle = true;
+            w->idle_next = idle_list_;
+            idle_list_ = w;
+            npidle_.fetch_add(1, std::memory_order_acq_rel);
+        }
+        if (was_spinning) nmspinning_.fetch_sub(1, std::memory_order_acq_rel);
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        bool work = runq_len_.load(std::memory_order_acquire) > 0;
+        std::int64_t next_timer = TimerHeap::never;
+        int n = gomaxprocs();
+        for (int i = 0; i < n && !work; ++i) {
+            work = !runq_empty(workers_[i]);
+            next_timer = std::min(next_timer, workers_[i]->timers.next());
+        }
+        if (work || next_timer <= nanotime()) {
+            {
+                std::lock_guard<Lock> lk(mu_);
+                // If a waker took us off the idle list already, it made us spinning.
+                if (remove_idle_locked(w) && was_spinning) {
+                    w->spinning = true;
+                    nmspinning_.fetch_add(1, std::memory_order_acq_rel);
+                }
+            }
+            run_all_timers();
+            continue;
+        }
+        if (nblocked_threads_.load(std::memory_order_acquire) > 0) check_dead();
+
+        Worker* none = nullptr;
+        if (next_timer != TimerHeap::never && poller_.compare_exchange_strong(none, w)) {
+            poll_until_.store(next_timer, std::memory_order_release);
+            // Recheck after publishing: a timer added since would have seen no poller.
+            std::int64_t again = TimerHeap::never;
+            for (int i = 0; i < n; ++i) again = std::min(again, workers_[i]->timers.next());
+            if (again >= next_timer)
+                futex_wait(&w->wake, 0, Clock::time_point(std::chrono::nanoseconds(next_timer)));
+            poller_.store(nullptr, std::memory_order_release);
+        } else {
+            futex_wait(&w->wake, 0);
+        }
+        {
+            std::lock_guard<Lock> lk(mu_);
+            remove_idle_locked(w);
+        }
+        run_all_timers();
+    }
+}
+
+inline void Scheduler::run_all_timers() {
+    std::int64_t now = nanotime();
+    int n = gomaxprocs();
+    for (int i = 0; i < n; ++i) workers_[i]->timers.run_expired(now, ntimers_);
+}
+
+// retire() parks a worker beyond GOMAXPROCS until set_gomaxprocs() grows again; its work and
+// timers go to the others first.
+inline void Scheduler::retire(Worker* w) {
+    {
+        std::lock_guard<Lock> lk(mu_);
+        remove_idle_locked(w);
+    }
+    if (w->spinning) reset_spinning(w);
+    while (G* g = runq_get(w)) globrunq_put(g);
+    w->timers.move_all_to(workers_[0]->timers);
+    wakep();
+    while (w->id >= gomaxprocs()) {
+        w->wake.store(0, std::memory_order_relaxed);
+        if (w->id >= gomaxprocs()) futex_wait(&w->wake, 0);
+    }
+}
+
+inline int Scheduler::set_gomaxprocs(int n) {
+    if (n < 1) return gomaxprocs();  // as Go: n < 1 only queries
+    n = std::min(n, max_procs);
+    int old;
+    {
+        std::lock_guard<Lock> lk(mu_);
+        old = gomaxprocs_.exchange(n, std::memory_order_acq_rel);
+        if (started_.load(std::memory_order_relaxed)) {
+            start_workers_locked(n);
+            for (int i = n; i < nworkers_.load(std::memory_order_relaxed); ++i)
+                remove_idle_locked(workers_[i]);
+        }
+    }
+    int nw = nworkers_.load(std::memory_order_acquire);
+    for (int i = 0; i < nw; ++i) {  // retirees retire, returners return; spare wake-ups are free
+        workers_[i]->wake.store(1, std::memory_order_release);
+        futex_wake(&workers_[i]->wake);
+    }
+    return old;
+}
+
+// ---- switching ----
+
+inline void Scheduler::execute(Worker* w, G* g) {
+    if (GORO_UNLIKELY(!g->stack)) {
+        try {
+            g->stack = w->stacks.get(stacks_);
+        } catch (const std::bad_alloc&) {
+            fatal("out of memory allocating goroutine stack (address space exhausted)");
+        }
+        g->context = ctx::make_fcontext(g->stack.top(), g->stack.size - page_size(), &g_entry);
+#if GORO_TSAN
+        g->tsan_fiber = __tsan_create_fiber(0);
+#endif
+    }
+    w->curg = g;
+    g->m = w;
+    ++w->schedtick;
+#if GORO_ASAN
+    __sanitizer_start_switch_fiber(&w->asan_fake, g->stack.bottom(),
+                                   g->stack.size - page_size());
+#endif
+#if GORO_TSAN
+    __tsan_switch_to_fiber(g->tsan_fiber, 0);
+#endif
+    ctx::transfer_t t = ctx::jump_fcontext(g->context, w);
+#if GORO_ASAN
+    __sanitizer_finish_switch_fiber(w->asan_fake, nullptr, nullptr);
+#endif
+    after_switch(w, g, t.fctx);
+}
+
+// after_switch() runs on the scheduler stack once g has switched out, and acts on its request.
+inline void Scheduler::after_switch(Worker* w, G* g, ctx::fcontext_t from) {
+    w->curg = nullptr;
+    Worker::Action a = w->action;
+    w->action = Worker::Action::none;
+    if (a == Worker::Action::exit) {
+#if GORO_TSAN
+        __tsan_destroy_fiber(g->tsan_fiber);
+#endif
+        w->stacks.put(stacks_, g->stack, g->deep);
+        g->free(g);
+        w->exited.store(w->exited.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        return;
+    }
+    g->context = from;
+    // Overflow checks: the saved stack pointer, and the soft guard page of arena stacks.
+    char* sp = static_cast<char*>(from);
+    if (sp < g->stack.top() - page_size()) {
+        g->deep = true;
+        if (GORO_UNLIKELY(sp < g->stack.bottom() + 256 ||
+                          (!g->stack.guarded &&
+                           *reinterpret_cast<const std::uint64_t*>(g->stack.bottom() - 8) != 0))) {
+            char msg[96];
+            std::snprintf(msg, sizeof msg, "goroutine %llu: stack overflow (stack size %zu)",
+                          static_cast<unsigned long long>(g->id), g->stack.size - page_size());
+            fatal(msg);
+        }
+    }
+    if (a == Worker::Action::park) {
+        if (!w->unlock.fn(w->unlock.arg)) runq_put(w, g, true);
+    } else if (a == Worker::Action::yield) {
+        globrunq_put(g);
+    } else if (a == Worker::Action::yield_local) {
+        runq_put(w, g, false);
+    }
+}
+
+// switch_out() leaves the running G for its worker's scheduler stack; it returns when some
+// worker resumes the G, perhaps on another thread.
+inline void Scheduler::switch_out(G* g, Worker::Action a) {
+    Worker* w = g->m;
+    w->action = a;
+    EhGlobals* eh = eh_globals();
+    g->eh = *eh;
+    *eh = EhGlobals{};
+#if GORO_ASAN
+    __sanitizer_start_switch_fiber(&g->asan_fake, w->g0_bottom, w->g0_size);
+#endif
+#if GORO_TSAN
+    __tsan_switch_to_fiber(w->tsan_g0, 0);
+#endif
+    ctx::transfer_t t = ctx::jump_fcontext(w->g0, nullptr);
+    w = static_cast<Worker*>(t.data);
+    w->g0 = t.fctx;
+    g->m = w;
+#if GORO_ASAN
+    __sanitizer_finish_switch_fiber(g->asan_fake, &w->g0_bottom, &w->g0_size);
+#endif
+    *eh_globals() = g->eh;
+}
+
+inline void Scheduler::g_entry(ctx::transfer_t t) noexcept {
+    auto* w = static_cast<Worker*>(t.data);
+    w->g0 = t.fctx;
+    G* g = w->curg;
+#if GORO_ASAN
+    __sanitizer_finish_switch_fiber(nullptr, &w->g0_bottom, &w->g0_size);
+#endif
+    try {
+        g->run(g);
+    } catch (const std::exception& e) {
+        panic(g, e.what());
+    } catch (...) {
+        panic(g, "unknown exception (not derived from std::exception)");
+    }
+    w = g->m;
+    w->action = Worker::Action::exit;
+#if GORO_ASAN
+    __sanitizer_start_switch_fiber(nullptr, w->g0_bottom, w->g0_size);
+#endif
+#if GORO_TSAN
+    __tsan_switch_to_fiber(w->tsan_g0, 0);
+#endif
+    ctx::jump_fcontext(w->g0, nullptr);
+    __builtin_unreachable();
+}
+
+[[noreturn]] inline void Scheduler::panic(G* g, const char* what) noexcept {
+    std::fflush(stdout);
+    std::fprintf(stderr, "panic: %s\n\ngoroutine %llu [running]\n", what,
+                 static_cast<unsigned long long>(g->id));
+    std::fflush(stderr);
+    std::_Exit(2);
+}
+
+// ---- park / ready / yield ----
+
+inline void Scheduler::park(Unlock unlock) {
+    Worker* w = current_worker();
+    if (w && w->curg) {
+        w->unlock = unlock;
+        switch_out(w->curg, Worker::Action::park);
+        return;
+    }
+    park_thread(unlock);
+}
+
+inline void Scheduler::park_thread(Unlock unlock) {
+    ThreadParker& p = tls_parker;
+    p.state.store(1, std::memory_order_relaxed);
+    nblocked_threads_.fetch_add(1, std::memory_order_acq_rel);
+    if (!unlock.fn(unlock.arg)) {
+        nblocked_threads_.fetch_sub(1, std::memory_order_acq_rel);
+        p.state.store(0, std::memory_order_relaxed);
+        return;
+    }
+    if (p.state.load(std::memory_order_acquire) == 1) check_dead();
+    while (p.state.load(std::memory_order_acquire) == 1) futex_wait(&p.state, 1);
+    p.state.store(0, std::memory_order_relaxed);
+}
+
+inline void Scheduler::ready(Parker* p) {
+    if (p->kind == Parker::Kind::thread) {
+        auto* t = static_cast<ThreadParker*>(p);
+        nblocked_threads_.fetch_sub(1, std::memory_order_acq_rel);
+        t->state.store(2, std::memory_order_release);
+        futex_wake(&t->state);
+        return;
+    }
+    G* g = static_cast<G*>(p);
+    Worker* w = current_worker();
+    if (w && w->sched == this) runq_put(w, g, true);
+    else globrunq_put(g);
+    wakep();
+}
+
+inline void Scheduler::yield() {
+    Worker* w = current_worker();
+    if (w && w->curg) switch_out(w->curg, Worker::Action::yield);
+    else std::this_thread::yield();
+}
+
+inline void Scheduler::yield_local() {
+    Worker* w = current_worker();
+    if (w && w->curg) switch_out(w->curg, Worker::Action::yield_local);
+}
+
+// ---- timers ----
+
+inline void Scheduler::timer_start(Timer* t) {
+    ensure_started();
+    Worker* w = current_worker();
+    if (!w || w->sched != this || w->id >= gomaxprocs()) w = workers_[0];
+    ntimers_.fetch_add(1, std::memory_order_acq_rel);
+    w->timers.push(t);
+    wake_poller(t->when);
+}
+
+inline bool Scheduler::timer_stop(Timer* t) {
+    if (!TimerHeap::remove(t)) return false;
+    ntimers_.fetch_sub(1, std::memory_order_acq_rel);
+    return true;
+}
+
+// ---- deadlock detection (checkdead) ----
+
+inline int Scheduler::process_threads() noexcept {
+    char buf[1024];
+    FILE* f = std::fopen("/proc/self/stat", "r");
+    if (!f) return -1;
+    std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    buf[n] = 0;
+    const char* p = std::strrchr(buf, ')');
+    if (!p) return -1;
+    // Fields after the command name: state is field 3, num_threads field 20.
+    int field = 2;
+    for (++p; *p && field < 20; ++p)
+        if (*p == ' ') ++field;
+    return std::atoi(p);
+}
+
+inline void Scheduler::check_dead() {
+    std::lock_guard<Lock> lk(mu_);
+    int procs = gomaxprocs();
+    if (started_.load(std::memory_order_relaxed) && npidle_.load(std::memory_order_relaxed) < procs)
+        return;
+    if (runq_len_.load(std::memory_order_relaxed) != 0 ||
+        ntimers_.load(std::memory_order_acquire) != 0 ||
+        nblocking_.load(std::memory_order_acquire) != 0)
+        return;
+    int blocked = nblocked_threads_.load(std::memory_order_acquire);
+    if (blocked == 0) return;
+    int nw = nworkers_.load(std::memory_order_relaxed);
+    for (int i = 0; i < nw; ++i)
+        if (!runq_empty(workers_[i])) return;
+    int known = nw + pool_.threads() + blocked;
+    if (process_threads() != known) return;
+    // Recheck what may have moved while we read /proc.
+    if (nblocked_threads_.load(std::memory_order_acquire) != blocked ||
+        ntimers_.load(std::memory_order_acquire) != 0 ||
+        nblocking_.load(std::memory_order_acquire) != 0)
+        return;
+    fatal("all goroutines are asleep - deadlock!");
+}
+
+}  // namespace goro::detail
