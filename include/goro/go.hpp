@@ -35,7 +35,7 @@ void go(F&& f, Args&&... args) {
         std::apply(std::move(fn), std::move(tup));
     };
     using Body = decltype(body);
-    auto* g = new detail::GoClosure<Body>(std::move(body));
+    auto* g = detail::GoClosure<Body>::make(std::move(body));
     detail::Scheduler::instance().spawn(g);
 }
 

@@ -3,3 +3,4 @@
 
 #include "goro/go.hpp"
 #include "goro/sync.hpp"
+#include "goro/time.hpp"

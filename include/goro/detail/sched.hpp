@@ -48,6 +48,7 @@
 // criticised default); a dedicated timer thread (an extra wake-up and thread hop per timer).
 #pragma once
 
+#include "goro/detail/alloc.hpp"
 #include "goro/detail/platform.hpp"
 #include "goro/detail/stack.hpp"
 #include "goro/detail/timer.hpp"
@@ -120,13 +121,33 @@ struct G : Parker {
 
 template <class Fn>
 struct GoClosure final : G {
+    static constexpr int size_class = BlockCache::size_class(sizeof(GoClosure<Fn>));
+    static_assert(alignof(Fn) <= alignof(std::max_align_t), "over-aligned goroutine closure");
+
     explicit GoClosure(Fn&& f) : fn(std::move(f)) {
         run = [](G* g) {
             auto* self = static_cast<GoClosure*>(g);
             std::move(self->fn)();
             std::destroy_at(&self->fn);
         };
-        free = [](G* g) { ::operator delete(static_cast<GoClosure*>(g)); };
+        free = [](G* g) {
+            auto* self = static_cast<GoClosure*>(g);
+            self->~GoClosure();
+            if constexpr (size_class >= 0) BlockCache::deallocate(self, size_class);
+            else ::operator delete(self);
+        };
+    }
+    static GoClosure* make(Fn&& f) {
+        void* p;
+        if constexpr (size_class >= 0) p = BlockCache::allocate(size_class);
+        else p = ::operator new(sizeof(GoClosure));
+        try {
+            return ::new (p) GoClosure(std::move(f));
+        } catch (...) {
+            if constexpr (size_class >= 0) BlockCache::deallocate(p, size_class);
+            else ::operator delete(p);
+            throw;
+        }
     }
     union { Fn fn; };   // destroyed by run, on the goroutine's stack
     ~GoClosure() {}
@@ -300,6 +321,7 @@ private:
     void after_switch(Worker* w, G* g, ctx::fcontext_t from);
     void retire(Worker* w);
     void run_all_timers();
+    int nactive() const noexcept;
     void ensure_started();
 
     // run queues
@@ -417,7 +439,8 @@ inline void Scheduler::ensure_started() {
 
 // start_workers_locked() makes workers [nworkers_, n) and their threads. They start idle.
 inline void Scheduler::start_workers_locked(int n) {
-    for (int i = nworkers_.load(std::memory_order_relaxed); i < n; ++i) {
+    int first = nworkers_.load(std::memory_order_relaxed);
+    for (int i = first; i < n; ++i) {
         auto* w = new Worker();
         w->sched = this;
         w->id = i;
@@ -427,9 +450,18 @@ inline void Scheduler::start_workers_locked(int n) {
         idle_list_ = w;
         npidle_.fetch_add(1, std::memory_order_relaxed);
         workers_[i] = w;
-        nworkers_.store(i + 1, std::memory_order_release);
+    }
+    // Threads start once every worker they may steal from exists.
+    if (n > first) nworkers_.store(n, std::memory_order_release);
+    for (int i = first; i < n; ++i) {
+        Worker* w = workers_[i];
         std::thread([this, w] { worker_main(w); }).detach();
     }
+}
+
+// nactive() is the number of workers that run goroutines: GOMAXPROCS, once they exist.
+inline int Scheduler::nactive() const noexcept {
+    return std::min(gomaxprocs(), nworkers_.load(std::memory_order_acquire));
 }
 
 inline std::uint64_t Scheduler::new_goid(Worker* w) {
@@ -682,13 +714,13 @@ inline G* Scheduler::steal_work(Worker* w, bool& ran_timers) {
     constexpr int tries = 4;
     for (int i = 0; i < tries; ++i) {
         bool last = i == tries - 1;
-        int n = gomaxprocs();
+        int n = nactive();
         std::uint32_t start = fastrandn(static_cast<std::uint32_t>(n));
         for (int k = 0; k < n; ++k) {
             Worker* v = workers_[(start + k) % n];
             if (v == w) continue;
-            if (last && v->timers.next() <= nanotime()) {
-                if (v->timers.run_expired(nanotime(), ntimers_) > 0) {
+            if (last && v->timers.next() != TimerHeap::never) {
+                if (v->timers.run_due(ntimers_) > 0) {
                     ran_timers = true;
                     if (G* g = runq_get(w)) return g;
                 }
@@ -706,7 +738,7 @@ inline G* Scheduler::find_runnable(Worker* w) {
             retire(w);
             continue;
         }
-        w->timers.run_expired(nanotime(), ntimers_);
+        w->timers.run_due(ntimers_);
         // Every 61st round, look at the global queue first so that it cannot starve, and at
         // the other workers' timers, in case their owners are busy in long goroutines.
         if (++w->schedtick % 61 == 0) {
@@ -754,12 +786,12 @@ inline G* Scheduler::find_runnable(Worker* w) {
         std::atomic_thread_fence(std::memory_order_seq_cst);
         bool work = runq_len_.load(std::memory_order_acquire) > 0;
         std::int64_t next_timer = TimerHeap::never;
-        int n = gomaxprocs();
+        int n = nactive();
         for (int i = 0; i < n && !work; ++i) {
             work = !runq_empty(workers_[i]);
             next_timer = std::min(next_timer, workers_[i]->timers.next());
         }
-        if (work || next_timer <= nanotime()) {
+        if (work || (next_timer != TimerHeap::never && next_timer <= nanotime())) {
             {
                 std::lock_guard<Lock> lk(mu_);
                 // If a waker took us off the idle list already, it made us spinning.
@@ -794,9 +826,9 @@ inline G* Scheduler::find_runnable(Worker* w) {
 }
 
 inline void Scheduler::run_all_timers() {
-    std::int64_t now = nanotime();
-    int n = gomaxprocs();
-    for (int i = 0; i < n; ++i) workers_[i]->timers.run_expired(now, ntimers_);
+    if (ntimers_.load(std::memory_order_acquire) == 0) return;
+    int n = nactive();
+    for (int i = 0; i < n; ++i) workers_[i]->timers.run_due(ntimers_);
 }
 
 // retire() parks a worker beyond GOMAXPROCS until set_gomaxprocs() grows again; its work and

@@ -33,6 +33,10 @@ struct Timer {
     std::int64_t period = 0;     // nanoseconds between runs; 0 runs once
     void (*f)(Timer*) = nullptr; // runs on a worker's scheduler stack, with no lock held
     void* arg = nullptr;
+    // stoppable timers may be stopped, and stop() waits for a running f; the runtime then
+    // touches the record after f returns. A timer that is never stopped (a sleeping goroutine's)
+    // may vanish as soon as f has readied its owner: nothing touches it after f.
+    bool stoppable = true;
     std::atomic<TimerHeap*> heap{nullptr};  // the heap holding it, nullptr when not pending
     int index = -1;                         // position in heap; guarded by heap's lock
     std::atomic<bool> running{false};       // f is executing
@@ -78,11 +82,22 @@ public:
     // process's one-shot pending timers and is decremented for each one that fires.
     int run_expired(std::int64_t now, std::atomic<int>& pending) {
         if (next() > now) return 0;
+        return run_expired_slow(now, pending);
+    }
+    // run_due() is run_expired(nanotime()) without reading the clock when the heap is empty.
+    int run_due(std::atomic<int>& pending) {
+        if (GORO_LIKELY(next() == never)) return 0;
+        return run_expired(nanotime(), pending);
+    }
+
+private:
+    int run_expired_slow(std::int64_t now, std::atomic<int>& pending) {
         int ran = 0;
         std::unique_lock<Lock> g(mu_);
         while (!heap_.empty() && heap_[0]->when <= now) {
             Timer* t = heap_[0];
-            t->running.store(true, std::memory_order_relaxed);
+            bool track = t->stoppable;
+            if (track) t->running.store(true, std::memory_order_relaxed);
             if (t->period > 0) {
                 std::int64_t late = now - t->when;
                 t->when += t->period * (1 + late / t->period);
@@ -94,13 +109,14 @@ public:
             }
             g.unlock();
             t->f(t);
-            t->running.store(false, std::memory_order_release);
+            if (track) t->running.store(false, std::memory_order_release);
             ++ran;
             g.lock();
         }
         return ran;
     }
 
+public:
     // move_all_to() hands every timer to dst (used when a worker retires).
     void move_all_to(TimerHeap& dst) {
         std::scoped_lock g(mu_, dst.mu_);
