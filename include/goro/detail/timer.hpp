@@ -10,8 +10,12 @@
 // Invariants. A Timer is in at most one heap; Timer::heap and Timer::index are written only
 // under that heap's lock (heap is atomic so that stop() can find the lock without holding it).
 // A timer's function runs with no lock held, on a worker's scheduler stack: it must not park.
-// Timer::running is set while it runs so that stop() can wait for it, because the function
-// reads the record that its owner may free as soon as stop() returns.
+// Lifetime: a one-shot timer is out of every heap before its function runs, and the runtime
+// never touches the record after calling it, so the function may free it (or ready a goroutine
+// whose stack holds it). A periodic timer stays in its heap while its function runs, so a
+// concurrent stop() could let its owner free it mid-run: such timers set `retain`, which the
+// runtime calls under the heap lock before running the function, and the function releases
+// that reference when done.
 //
 // Rejected: Go 1.14's lock-free status machine (timerModifiedEarlier...): with C++ ownership a
 // plain per-heap lock is simpler and its hold times are a few dozen instructions; a single
@@ -33,13 +37,9 @@ struct Timer {
     std::int64_t period = 0;     // nanoseconds between runs; 0 runs once
     void (*f)(Timer*) = nullptr; // runs on a worker's scheduler stack, with no lock held
     void* arg = nullptr;
-    // stoppable timers may be stopped, and stop() waits for a running f; the runtime then
-    // touches the record after f returns. A timer that is never stopped (a sleeping goroutine's)
-    // may vanish as soon as f has readied its owner: nothing touches it after f.
-    bool stoppable = true;
+    void (*retain)(Timer*) = nullptr;  // periodic timers: take a reference for one run of f
     std::atomic<TimerHeap*> heap{nullptr};  // the heap holding it, nullptr when not pending
     int index = -1;                         // position in heap; guarded by heap's lock
-    std::atomic<bool> running{false};       // f is executing
 };
 
 inline std::int64_t nanotime() noexcept {
@@ -60,22 +60,18 @@ public:
         push_locked(t);
     }
 
-    // remove() takes t out of its heap; false if it was not pending (fired or stopped).
-    // Waits for a concurrent run of its function to finish.
+    // remove() takes t out of its heap; false if it was not pending (fired or stopped). It does
+    // not wait for a run of t's function that is under way (as Go's deltimer).
     static bool remove(Timer* t) noexcept {
-        bool removed = false;
         for (;;) {
             TimerHeap* h = t->heap.load(std::memory_order_acquire);
-            if (!h) break;
+            if (!h) return false;
             std::lock_guard<Lock> g(h->mu_);
             if (t->heap.load(std::memory_order_relaxed) != h) continue;
             h->erase_locked(t->index);
             t->heap.store(nullptr, std::memory_order_release);
-            removed = true;
-            break;
+            return true;
         }
-        while (t->running.load(std::memory_order_acquire)) std::this_thread::yield();
-        return removed;
     }
 
     // run_expired() runs every timer due by now; returns how many ran. pending counts the
@@ -96,20 +92,18 @@ private:
         std::unique_lock<Lock> g(mu_);
         while (!heap_.empty() && heap_[0]->when <= now) {
             Timer* t = heap_[0];
-            bool track = t->stoppable;
-            if (track) t->running.store(true, std::memory_order_relaxed);
             if (t->period > 0) {
                 std::int64_t late = now - t->when;
                 t->when += t->period * (1 + late / t->period);
                 sift_down(0);
+                if (t->retain) t->retain(t);
             } else {
                 erase_locked(0);
                 t->heap.store(nullptr, std::memory_order_release);
                 pending.fetch_sub(1, std::memory_order_relaxed);
             }
             g.unlock();
-            t->f(t);
-            if (track) t->running.store(false, std::memory_order_release);
+            t->f(t);  // t may be gone from here on
             ++ran;
             g.lock();
         }

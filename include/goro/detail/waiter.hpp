@@ -27,40 +27,46 @@ struct Waiter {
 // WaitQueue is a doubly linked FIFO of waiters (Go's waitq); O(1) removal from the middle.
 class WaitQueue {
 public:
-    bool empty() const noexcept { return first_ == nullptr; }
-    Waiter* front() const noexcept { return first_; }
+    bool empty() const noexcept { return first_.load(std::memory_order_relaxed) == nullptr; }
+    Waiter* front() const noexcept { return first_.load(std::memory_order_relaxed); }
 
     void push_back(Waiter* w) noexcept {
         w->next = nullptr;
         w->prev = last_;
-        if (last_) last_->next = w; else first_ = w;
+        if (last_) last_->next = w; else set_first(w);
         last_ = w;
     }
     void push_front(Waiter* w) noexcept {
+        Waiter* f = front();
         w->prev = nullptr;
-        w->next = first_;
-        if (first_) first_->prev = w; else last_ = w;
-        first_ = w;
+        w->next = f;
+        if (f) f->prev = w; else last_ = w;
+        set_first(w);
     }
     Waiter* pop_front() noexcept {
-        Waiter* w = first_;
+        Waiter* w = front();
         if (w) remove(w);
         return w;
     }
     void remove(Waiter* w) noexcept {
-        if (w->prev) w->prev->next = w->next; else first_ = w->next;
+        if (w->prev) w->prev->next = w->next; else set_first(w->next);
         if (w->next) w->next->prev = w->prev; else last_ = w->prev;
         w->next = w->prev = nullptr;
     }
     // take_all() empties the queue and returns its former first element.
     Waiter* take_all() noexcept {
-        Waiter* w = first_;
-        first_ = last_ = nullptr;
+        Waiter* w = front();
+        set_first(nullptr);
+        last_ = nullptr;
         return w;
     }
 
 private:
-    Waiter* first_ = nullptr;
+    void set_first(Waiter* w) noexcept { first_.store(w, std::memory_order_relaxed); }
+
+    // first_ is read without the lock by the channels' non-blocking fast paths (a racy hint,
+    // as in Go); it is written only under the lock.
+    std::atomic<Waiter*> first_{nullptr};
     Waiter* last_ = nullptr;
 };
 
