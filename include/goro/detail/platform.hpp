@@ -53,6 +53,18 @@ inline std::size_t page_size() noexcept {
     return p;
 }
 
+// store_load_barrier() orders this thread's earlier stores before its later loads (the
+// Dekker handshake between a worker going idle and a waker publishing work). ThreadSanitizer
+// does not model fences, so under it the barrier is a sequentially consistent RMW.
+inline void store_load_barrier() noexcept {
+#if GORO_TSAN
+    static std::atomic<int> dummy{0};
+    dummy.fetch_add(0, std::memory_order_seq_cst);
+#else
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+}
+
 // futex_wait() sleeps while *addr == expected, until futex_wake() or the deadline.
 // A deadline of time_point::max() waits without limit. Spurious returns are allowed.
 inline void futex_wait(std::atomic<std::uint32_t>* addr, std::uint32_t expected,

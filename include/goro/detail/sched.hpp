@@ -665,6 +665,9 @@ inline bool Scheduler::remove_idle_locked(Worker* w) noexcept {
 
 // wakep() wakes one idle worker to spin for work, unless one is spinning already.
 inline void Scheduler::wakep() {
+    // The caller has just published work; a worker going idle publishes itself and then looks
+    // for work. Each must see the other's write: order our store before our load.
+    store_load_barrier();
     if (npidle_.load(std::memory_order_acquire) == 0) return;
     int zero = 0;
     if (nmspinning_.load(std::memory_order_acquire) != 0 ||
@@ -804,7 +807,7 @@ inline G* Scheduler::find_runnable(Worker* w) {
             npidle_.fetch_add(1, std::memory_order_acq_rel);
         }
         if (was_spinning) nmspinning_.fetch_sub(1, std::memory_order_acq_rel);
-        std::atomic_thread_fence(std::memory_order_seq_cst);
+        store_load_barrier();
         bool work = runq_len_.load(std::memory_order_acquire) > 0;
         std::int64_t next_timer = TimerHeap::never;
         int n = nactive();
@@ -1175,7 +1178,12 @@ inline void Scheduler::check_dead() {
     for (int i = 0; i < nw; ++i)
         if (!runq_empty(workers_[i])) return;
     int known = nw + pool_.threads() + blocked;
-    if (process_threads() != known) return;
+    int threads = process_threads();
+#if GORO_TSAN
+    // ThreadSanitizer starts one background thread of its own with the process's second thread.
+    if (threads > 1) --threads;
+#endif
+    if (threads != known) return;
     // Recheck what may have moved while we read /proc.
     if (nblocked_threads_.load(std::memory_order_acquire) != blocked ||
         ntimers_.load(std::memory_order_acquire) != 0 ||
