@@ -8,25 +8,27 @@
 //
 // Layout of one stack, low to high addresses:
 //     [ guard page | usable ... top ]
-// The guard page is PROT_NONE while the process has mappings to spare: running off the stack
-// faults there. Linux allows 65,530 mappings per process and a guarded stack costs two (the
-// mprotect splits it), so a million parked goroutines cannot all be guarded. Past a budget of a
-// quarter of vm.max_map_count, stacks are carved from arenas (one mapping for 256 stacks) where
-// the guard page is a "soft guard": mapped but never legitimately written, so it stays zero and
-// uncommitted. The scheduler checks its top words and the saved stack pointer at every switch
-// (check_overflow) and reports an overflow loudly; that detects overflows after the fact, where
-// the hard guard catches them as they happen.
+// Stacks are carved from arenas: one mapping holds 64 stacks, so making a stack costs no system
+// call but, while guarded, one mprotect. The guard page is PROT_NONE while the process has
+// mappings to spare: running off the stack faults there, and the runtime's SIGSEGV handler
+// reports the overflow. Linux allows 65,530 mappings per process and a guarded stack costs two
+// (the mprotect splits the arena's mapping), so a million parked goroutines cannot all be
+// guarded. Past a budget of a quarter of vm.max_map_count, stacks keep a "soft guard": mapped
+// but never legitimately written, so it stays zero and uncommitted. The scheduler checks its
+// top words and the saved stack pointer at every switch through the scheduling loop
+// (check_overflow), which detects an overflow after the fact where the hard guard catches it
+// as it happens.
 //
 // Reuse. Stacks are kept in a per-worker pool (no lock, LIFO so the top page is warm) and a
 // shared pool behind it. A stack whose goroutine was seen deep (its saved stack pointer went
 // below the top page at some switch) gives its lower pages back with madvise before reuse, so
-// the pools hold one committed page per stack. Past the pools, guarded stacks are unmapped and
-// arena stacks go, fully released, to the arena free list.
+// the pools hold one committed page per stack. Past the pools, a stack is released whole
+// (madvise) to the free list of its kind; address space is never unmapped.
 //
 // Rejected: segmented stacks (every call would need a check, and C++ code cannot be
-// instrumented), copying stacks (C++ frames hold raw pointers), one mapping per stack without
-// arenas (the mapping limit), and transparent huge pages (one touched page would commit 2 MiB:
-// every stack mapping is marked MADV_NOHUGEPAGE).
+// instrumented), copying stacks (C++ frames hold raw pointers), one mapping per stack (three
+// system calls per stack, and the mapping limit), and transparent huge pages (one touched page
+// would commit 2 MiB: with THP set to "always", arenas are marked MADV_NOHUGEPAGE).
 #pragma once
 
 #include "goro/detail/platform.hpp"
@@ -34,6 +36,7 @@
 #include <cstddef>
 #include <fstream>
 #include <new>
+#include <string>
 #include <vector>
 
 namespace goro::detail {
@@ -60,6 +63,10 @@ public:
         std::ifstream f("/proc/sys/vm/max_map_count");
         if (f) f >> maps;
         guarded_budget_ = maps / 4;
+        std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
+        std::string mode;
+        if (thp) std::getline(thp, mode);
+        no_huge_ = mode.find("[always]") != std::string::npos;
     }
 
     std::size_t stack_size() const noexcept { return size_; }
@@ -67,6 +74,8 @@ public:
     // allocate() returns a fresh or recycled stack whose pages past the top one are released.
     // Throws std::bad_alloc when the address space is exhausted.
     Stack allocate() {
+        char* base;
+        bool guard;
         {
             std::lock_guard<Lock> g(mu_);
             if (!shared_.empty()) {
@@ -74,22 +83,25 @@ public:
                 shared_.pop_back();
                 return s;
             }
-            if (live_guarded_ < guarded_budget_) {
-                ++live_guarded_;
-            } else {
-                return arena_slot_locked();
+            for (bool g : {true, false}) {
+                std::vector<char*>& free = g ? free_guarded_ : free_soft_;
+                if (!free.empty()) {
+                    base = free.back();
+                    free.pop_back();
+                    return Stack{base, size_, g};
+                }
             }
+            base = carve_locked();
+            // Guard pages split mappings, and split mappings are never merged back: count them.
+            guard = live_guarded_ < guarded_budget_;
+            if (guard) ++live_guarded_;
         }
-        void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-        if (p == MAP_FAILED) {
+        if (guard && ::mprotect(base, page_size(), PROT_NONE) != 0) {
             std::lock_guard<Lock> g(mu_);
             --live_guarded_;
-            return arena_slot_locked();
+            guard = false;  // out of mappings after all: the soft guard still works
         }
-        ::madvise(p, size_, MADV_NOHUGEPAGE);
-        ::mprotect(p, page_size(), PROT_NONE);
-        return Stack{static_cast<char*>(p), size_, true};
+        return Stack{base, size_, guard};
     }
 
     // trim() gives back every page of s but the top one, after a goroutine used it deeply.
@@ -104,45 +116,44 @@ public:
             shared_.push_back(s);
             return;
         }
-        if (s.guarded) {
-            ::munmap(s.base, s.size);
-            --live_guarded_;
-        } else {
-            ::madvise(s.base, s.size, MADV_DONTNEED);
-            arena_free_.push_back(s.base);
-        }
+        ::madvise(s.bottom(), s.size - page_size(), MADV_DONTNEED);
+        (s.guarded ? free_guarded_ : free_soft_).push_back(s.base);
+    }
+
+    // in_guard() tells whether addr lies in the hard guard page of some stack (for the SIGSEGV
+    // handler, which cannot take locks: it only checks the faulting goroutine's own stack).
+    static bool in_guard(const Stack& s, const void* addr) noexcept {
+        auto* a = static_cast<const char*>(addr);
+        return s.guarded && a >= s.base && a < s.base + page_size();
     }
 
 private:
     static constexpr std::size_t shared_cap = 1024;
-    static constexpr std::size_t arena_stacks = 256;
+    static constexpr std::size_t arena_stacks = 64;
 
-    Stack arena_slot_locked() {
-        if (!arena_free_.empty()) {
-            char* b = arena_free_.back();
-            arena_free_.pop_back();
-            return Stack{b, size_, false};
-        }
+    char* carve_locked() {
         if (arena_next_ == arena_end_) {
             std::size_t bytes = size_ * arena_stacks;
             void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
-                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
             if (p == MAP_FAILED) throw std::bad_alloc();
-            ::madvise(p, bytes, MADV_NOHUGEPAGE);
+            if (no_huge_) ::madvise(p, bytes, MADV_NOHUGEPAGE);
             arena_next_ = static_cast<char*>(p);
             arena_end_ = arena_next_ + bytes;
         }
         char* b = arena_next_;
         arena_next_ += size_;
-        return Stack{b, size_, false};
+        return b;
     }
 
     std::size_t size_;
     std::size_t guarded_budget_;
+    bool no_huge_ = false;
     Lock mu_;
-    std::size_t live_guarded_ = 0;     // guarded by mu_
+    std::size_t live_guarded_ = 0;     // stacks ever given a hard guard; guarded by mu_
     std::vector<Stack> shared_;        // guarded by mu_
-    std::vector<char*> arena_free_;    // guarded by mu_
+    std::vector<char*> free_guarded_;  // released stacks, guard page still PROT_NONE; mu_
+    std::vector<char*> free_soft_;     // released stacks with a soft guard; guarded by mu_
     char* arena_next_ = nullptr;       // guarded by mu_
     char* arena_end_ = nullptr;        // guarded by mu_
 };
