@@ -55,6 +55,8 @@
 
 #include <boost/context/detail/fcontext.hpp>
 #include <cxxabi.h>
+#include <csignal>
+#include <signal.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -360,6 +362,9 @@ private:
     std::uint64_t new_goid(Worker* w);
 
     static void g_entry(ctx::transfer_t t) noexcept;
+    static void install_overflow_handler();
+    static void on_segv(int sig, siginfo_t* info, void* uctx) noexcept;
+    static inline struct sigaction prev_segv_ {};
     [[noreturn]] static void panic(G* g, const char* what) noexcept;
 
     StackAllocator stacks_;
@@ -446,6 +451,7 @@ inline void Scheduler::ensure_started() {
     if (GORO_LIKELY(started_.load(std::memory_order_acquire))) return;
     std::lock_guard<Lock> g(mu_);
     if (started_.load(std::memory_order_relaxed)) return;
+    install_overflow_handler();
     start_workers_locked(gomaxprocs());
     started_.store(true, std::memory_order_release);
 }
@@ -716,6 +722,12 @@ inline void Scheduler::wake_poller(std::int64_t when) {
 
 inline void Scheduler::worker_main(Worker* w) {
     tls_worker = w;
+    // The SIGSEGV handler must run somewhere other than the overflowed goroutine stack.
+    stack_t alt{};
+    alt.ss_size = 64 * 1024;
+    alt.ss_sp = ::mmap(nullptr, alt.ss_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                       -1, 0);
+    if (alt.ss_sp != MAP_FAILED) ::sigaltstack(&alt, nullptr);
     w->eh = eh_globals();
 #if GORO_TSAN
     w->tsan_g0 = __tsan_get_current_fiber();
@@ -1066,6 +1078,52 @@ inline void Scheduler::g_entry(ctx::transfer_t t) noexcept {
 #endif
     ctx::jump_fcontext(w->g0, nullptr);
     __builtin_unreachable();
+}
+
+// ---- stack overflow (the guard page) ----
+
+inline void Scheduler::install_overflow_handler() {
+    struct sigaction sa {};
+    sa.sa_sigaction = &on_segv;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGSEGV, &sa, &prev_segv_);
+}
+
+// on_segv() reports a fault in the running goroutine's guard page as a stack overflow, in Go's
+// manner, and exits 2. Any other fault goes to the handler that was there before (the fault
+// repeats once this returns), so crashes still crash and sanitizers still report.
+inline void Scheduler::on_segv(int sig, siginfo_t* info, void* uctx) noexcept {
+    Worker* w = tls_worker;
+    G* g = w ? w->curg : nullptr;
+    if (g && StackAllocator::in_guard(g->stack, info->si_addr)) {
+        char buf[128];
+        std::size_t n = 0;
+        auto put = [&](const char* s) {
+            while (*s && n < sizeof buf) buf[n++] = *s++;
+        };
+        auto num = [&](unsigned long long v) {
+            char d[24];
+            int k = 0;
+            do d[k++] = static_cast<char>('0' + v % 10); while ((v /= 10) && k < 24);
+            while (k && n < sizeof buf) buf[n++] = d[--k];
+        };
+        put("goroutine ");
+        num(g->id);
+        put(": stack overflow (stack size ");
+        num(g->stack.size - page_size());
+        put(")\n");
+        ssize_t r = ::write(2, buf, n);
+        (void)r;
+        ::_exit(2);
+    }
+    if (prev_segv_.sa_flags & SA_SIGINFO) {
+        if (prev_segv_.sa_sigaction) {
+            prev_segv_.sa_sigaction(sig, info, uctx);
+            return;
+        }
+    }
+    ::sigaction(SIGSEGV, &prev_segv_, nullptr);
 }
 
 [[noreturn]] inline void Scheduler::panic(G* g, const char* what) noexcept {
