@@ -5,7 +5,8 @@
 //     std::optional<int> v = ch.recv(); // v, ok := <-ch
 //
 //     goro::Channel<std::string> jobs(100);   // make(chan string, 100)
-//     for (std::string j : jobs) { ... }      // for j := range jobs
+//     for (std::string j : jobs) { ... }      // for j := range jobs (values are moved out:
+//                                             // use T or auto&&, not auto&)
 //
 // A Channel is a handle: copies share the channel, and every operation is const, so a lambda can
 // capture it by value. Values are delivered FIFO; an unbuffered send returns once a receiver has
@@ -76,12 +77,12 @@ public:
     using value_type = T;
     using difference_type = std::ptrdiff_t;
     using pointer = T*;
-    using reference = T&;
+    using reference = T&&;  // each value is received once: `for (T v : ch)` moves it out
 
     RecvIterator() noexcept = default;
     explicit RecvIterator(ChanBase* c) : c_(c) { ++*this; }
 
-    T& operator*() noexcept { return *v_; }
+    T&& operator*() noexcept { return std::move(*v_); }
     T* operator->() noexcept { return &*v_; }
     RecvIterator& operator++() {
         v_.reset();

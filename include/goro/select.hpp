@@ -77,6 +77,12 @@ struct DefaultCase {
 template <class C>
 using chan_value_t = typename std::remove_cvref_t<C>::value_type;
 
+// A receive case needs a channel that can receive, a send case one that can send (perm.go).
+template <class C>
+concept RecvableChannel = requires(const C& c) { c.recv(); c.core(); };
+template <class C>
+concept SendableChannel = requires(const C& c, chan_value_t<C> v) { c.send(std::move(v)); c.core(); };
+
 template <class C>
 SelectCase raw_of(C& c) noexcept {
     if constexpr (C::is_default) return {};
@@ -86,22 +92,22 @@ SelectCase raw_of(C& c) noexcept {
 }  // namespace detail
 
 // recv() is the case `v, ok := <-ch`, optionally with a function to run on the result.
-template <class C>
+template <detail::RecvableChannel C>
 auto recv(const C& ch) {
     return detail::RecvCase<detail::chan_value_t<C>, detail::NoAction>{ch.core(), {}, {}};
 }
-template <class C, class F>
+template <detail::RecvableChannel C, class F>
 auto recv(const C& ch, F&& f) {
     return detail::RecvCase<detail::chan_value_t<C>, std::decay_t<F>>{ch.core(),
                                                                       std::forward<F>(f), {}};
 }
 
 // send() is the case `ch <- value`, optionally with a function to run once it is sent.
-template <class C, class V>
+template <detail::SendableChannel C, class V>
 auto send(const C& ch, V&& value) {
     return send(ch, std::forward<V>(value), detail::NoAction{});
 }
-template <class C, class V, class F>
+template <detail::SendableChannel C, class V, class F>
 auto send(const C& ch, V&& value, F&& f) {
     using T = detail::chan_value_t<C>;
     constexpr bool borrow = std::is_same_v<std::remove_cvref_t<V>, T> &&
