@@ -48,7 +48,7 @@ public:
         if (state_.load(std::memory_order_acquire) != state)
             detail::fatal("sync: WaitGroup misuse: add called concurrently with wait");
         state_.store(0, std::memory_order_release);
-        for (; w != 0; --w) sema_.release();
+        sema_.release(w);  // all at once: the first waiter to return may destroy *this
     }
 
     // done() decrements the counter by one.
@@ -60,9 +60,9 @@ public:
         for (;;) {
             if ((state >> 32) == 0) return;
             if (state_.compare_exchange_weak(state, state + 1, std::memory_order_acq_rel)) {
+                // Go then checks that the group was not reused; here another waiter may already
+                // have destroyed it, so *this is not touched again.
                 sema_.acquire();
-                if (state_.load(std::memory_order_acquire) != 0)
-                    detail::fatal("sync: WaitGroup is reused before previous wait has returned");
                 return;
             }
         }
@@ -146,7 +146,7 @@ public:
         std::int32_t r = reader_count_.fetch_add(max_readers, std::memory_order_release) +
                          max_readers;
         if (r >= max_readers) detail::fatal("sync: Unlock of unlocked RWMutex");
-        for (std::int32_t i = 0; i < r; ++i) reader_sem_.release();
+        if (r > 0) reader_sem_.release(static_cast<std::uint32_t>(r));
         w_.unlock();
     }
     // lock_shared() acquires for reading.
@@ -340,7 +340,7 @@ inline void Mutex::lock_slow() {  // mirrors lockSlow in mutex.go
 inline void Mutex::unlock_slow(std::int32_t now) {  // mirrors unlockSlow in mutex.go
     if (!((now + locked) & locked)) detail::fatal("sync: unlock of unlocked mutex");
     if (now & starving) {
-        sema_.release(true);  // hand off ownership to the first waiter
+        sema_.release(1, true);  // hand off ownership to the first waiter
         return;
     }
     std::int32_t old = now;
@@ -349,7 +349,7 @@ inline void Mutex::unlock_slow(std::int32_t now) {  // mirrors unlockSlow in mut
         if ((old >> waiter_shift) == 0 || (old & (locked | woken | starving))) return;
         std::int32_t next = (old - (1 << waiter_shift)) | woken;
         if (state_.compare_exchange_strong(old, next, std::memory_order_release)) {
-            sema_.release(false);
+            sema_.release();
             return;
         }
     }

@@ -1192,9 +1192,10 @@ inline void Scheduler::timer_start(Timer* t) {
     ensure_started();
     Worker* w = current_worker();
     if (!w || w->sched != this || w->id >= gomaxprocs()) w = workers_[0];
+    std::int64_t when = t->when;  // once pushed, t may fire (and vanish) on another worker
     ntimers_.fetch_add(1, std::memory_order_acq_rel);
     w->timers.push(t);
-    wake_poller(t->when);
+    wake_poller(when);
 }
 
 inline bool Scheduler::timer_stop(Timer* t) {

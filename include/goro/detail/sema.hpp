@@ -2,10 +2,17 @@
 //
 // A counting semaphore: release() adds a token, acquire() takes one or parks. Waiters queue
 // FIFO (or LIFO for a Mutex waiter that has waited before, so it keeps its place at the head).
-// With handoff, release() gives its token directly to the first waiter and lets it run at once:
-// that is how Mutex starvation mode passes ownership without letting newcomers barge in.
-// Unlike Go, which hashes semaphore addresses into a global table of treaps, each Sema holds
-// its own queue: C++ objects can carry state, and there is no table lock to contend on.
+// A release that finds a waiter hands its token to that waiter directly; with handoff it also
+// lets the waiter run at once on this worker, which is how Mutex starvation mode passes
+// ownership without letting newcomers barge in.
+//
+// Lifetime. Go keeps semaphore state in a global table keyed by address, so a releaser never
+// touches the object that owns the semaphore after a waiter may have returned. In C++ the
+// semaphore lives inside its owner, and a WaitGroup is routinely destroyed the moment wait()
+// returns. So the count and the queue change only under the lock, a waiter can only take a
+// token under the lock, and the releaser's unlock is its last access to the object (the
+// futex wake that may follow only names the address, as pthread_mutex_unlock's does);
+// waiters are readied after that, from what the releaser copied off the queue.
 #pragma once
 
 #include "goro/detail/waiter.hpp"
@@ -16,56 +23,45 @@ class Sema {
 public:
     // acquire() takes a token, parking until one is released (semacquire1).
     void acquire(bool lifo = false) {
-        if (try_acquire()) return;
-        Waiter w;
-        w.parker = current_parker();
-        for (;;) {
-            mu_.lock();
-            nwait_.fetch_add(1, std::memory_order_seq_cst);
-            if (try_acquire()) {
-                nwait_.fetch_sub(1, std::memory_order_seq_cst);
-                mu_.unlock();
-                return;
-            }
-            w.ticket = 0;
-            if (lifo) q_.push_front(&w); else q_.push_back(&w);
-            park_on(mu_);
-            if (w.ticket != 0 || try_acquire()) return;
-        }
-    }
-
-    // release() adds a token and wakes one waiter (semrelease1). With handoff the waiter
-    // receives the token itself and runs next on this worker.
-    void release(bool handoff = false) {
-        count_.fetch_add(1, std::memory_order_seq_cst);
-        if (nwait_.load(std::memory_order_seq_cst) == 0) return;
         mu_.lock();
-        if (nwait_.load(std::memory_order_relaxed) == 0) {
+        if (count_ > 0) {
+            --count_;
             mu_.unlock();
             return;
         }
-        Waiter* w = q_.pop_front();
-        if (w) nwait_.fetch_sub(1, std::memory_order_seq_cst);
-        mu_.unlock();
-        if (!w) return;
-        bool handed = handoff && try_acquire();
-        if (handed) w->ticket = 1;
-        Scheduler::instance().ready(w->parker);  // w may be gone from here on
-        if (handed) Scheduler::instance().yield_local();
+        Waiter w;
+        w.parker = current_parker();
+        if (lifo) q_.push_front(&w); else q_.push_back(&w);
+        park_on(mu_);  // woken only with the token: release() handed it over
+    }
+
+    // release() adds n tokens, handing them to waiters first (semrelease1). With handoff the
+    // (single) woken waiter runs next on this worker.
+    void release(std::uint32_t n = 1, bool handoff = false) {
+        Waiter* wake = nullptr;  // popped waiters, linked through Waiter::next
+        Waiter** tail = &wake;
+        mu_.lock();
+        for (; n > 0; --n) {
+            Waiter* w = q_.pop_front();
+            if (!w) break;
+            *tail = w;
+            tail = &w->next;
+        }
+        count_ += n;
+        mu_.unlock();  // the last access to *this: a woken waiter may destroy our owner
+        auto& sched = Scheduler::instance();
+        while (wake) {
+            Waiter* next = wake->next;  // read before ready: the waiter may vanish after
+            sched.ready(wake->parker);
+            wake = next;
+            if (handoff && !wake) sched.yield_local();
+        }
     }
 
 private:
-    bool try_acquire() noexcept {
-        std::uint32_t v = count_.load(std::memory_order_relaxed);
-        while (v > 0)
-            if (count_.compare_exchange_weak(v, v - 1, std::memory_order_acquire)) return true;
-        return false;
-    }
-
-    std::atomic<std::uint32_t> count_{0};
-    std::atomic<std::uint32_t> nwait_{0};  // waiters, read without mu_ to skip the lock
     Lock mu_;
-    WaitQueue q_;  // guarded by mu_
+    std::uint32_t count_ = 0;  // tokens nobody waits for; guarded by mu_
+    WaitQueue q_;              // guarded by mu_
 };
 
 }  // namespace goro::detail
