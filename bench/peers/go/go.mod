@@ -1,0 +1,3 @@
+module goro.bench/peer
+
+go 1.19
