@@ -122,9 +122,6 @@ struct G : Parker {
 #if GORO_ASAN
     void* asan_fake = nullptr;
 #endif
-#if GORO_TSAN
-    void* tsan_fiber = nullptr;
-#endif
 };
 
 template <class Fn>
@@ -924,7 +921,9 @@ inline void Scheduler::prepare(Worker* w, G* g) {
     }
     g->context = ctx::make_fcontext(g->stack.top(), g->stack.size - page_size(), &g_entry);
 #if GORO_TSAN
-    g->tsan_fiber = __tsan_create_fiber(0);
+    // TSan counts fibers as threads (at most 8,128 alive, with a quarantine on reuse): a fiber
+    // belongs to a stack and is recycled with it, rather than made per goroutine.
+    if (!g->stack.tsan_fiber) g->stack.tsan_fiber = __tsan_create_fiber(0);
 #endif
 }
 
@@ -938,7 +937,7 @@ inline void Scheduler::execute(Worker* w, G* g) {
                                    g->stack.size - page_size());
 #endif
 #if GORO_TSAN
-    __tsan_switch_to_fiber(g->tsan_fiber, 0);
+    __tsan_switch_to_fiber(g->stack.tsan_fiber, 0);
 #endif
     ctx::transfer_t t = ctx::jump_fcontext(g->context, w);
 #if GORO_ASAN
@@ -982,9 +981,6 @@ inline void Scheduler::after_switch(Worker* w, G* g, ctx::fcontext_t from) {
     Worker::Action a = w->action;
     w->action = Worker::Action::none;
     if (a == Worker::Action::exit) {
-#if GORO_TSAN
-        __tsan_destroy_fiber(g->tsan_fiber);
-#endif
         w->stacks.put(stacks_, g->stack, g->deep);
         g->free(g);
         w->exited.store(w->exited.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);

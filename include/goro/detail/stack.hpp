@@ -45,6 +45,9 @@ struct Stack {
     char* base = nullptr;    // lowest address: the guard page (hard or soft)
     std::size_t size = 0;    // whole reservation, guard included
     bool guarded = false;    // hard guard page (own mapping) rather than an arena slot
+#if GORO_TSAN
+    void* tsan_fiber = nullptr;  // ThreadSanitizer's fiber for whatever runs on this stack
+#endif
 
     char* top() const noexcept { return base + size; }
     char* bottom() const noexcept { return base + page_size(); }  // lowest usable byte
@@ -83,13 +86,10 @@ public:
                 shared_.pop_back();
                 return s;
             }
-            for (bool g : {true, false}) {
-                std::vector<char*>& free = g ? free_guarded_ : free_soft_;
-                if (!free.empty()) {
-                    base = free.back();
-                    free.pop_back();
-                    return Stack{base, size_, g};
-                }
+            if (!free_.empty()) {
+                Stack s = free_.back();
+                free_.pop_back();
+                return s;
             }
             base = carve_locked();
             // Guard pages split mappings, and split mappings are never merged back: count them.
@@ -117,7 +117,7 @@ public:
             return;
         }
         ::madvise(s.bottom(), s.size - page_size(), MADV_DONTNEED);
-        (s.guarded ? free_guarded_ : free_soft_).push_back(s.base);
+        free_.push_back(s);
     }
 
     // in_guard() tells whether addr lies in the hard guard page of some stack (for the SIGSEGV
@@ -152,8 +152,7 @@ private:
     Lock mu_;
     std::size_t live_guarded_ = 0;     // stacks ever given a hard guard; guarded by mu_
     std::vector<Stack> shared_;        // guarded by mu_
-    std::vector<char*> free_guarded_;  // released stacks, guard page still PROT_NONE; mu_
-    std::vector<char*> free_soft_;     // released stacks with a soft guard; guarded by mu_
+    std::vector<Stack> free_;          // released stacks, memory given back; guarded by mu_
     char* arena_next_ = nullptr;       // guarded by mu_
     char* arena_end_ = nullptr;        // guarded by mu_
 };
