@@ -395,7 +395,10 @@ private:
 inline void BlockingPool::submit(std::function<void()> job) {
     std::unique_lock<std::mutex> g(mu_);
     jobs_.push_back(std::move(job));
-    if (idle_ > 0) {
+    // idle_ still counts a thread that was notified but has not woken to take its job yet:
+    // reuse idle threads only while there is one for every queued job. (Testing idle_ > 0
+    // handed a burst of jobs to one notified thread, which then ran them one after another.)
+    if (static_cast<std::size_t>(idle_) >= jobs_.size()) {
         cv_.notify_one();
         return;
     }
