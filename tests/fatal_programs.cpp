@@ -1,0 +1,220 @@
+// tests/fatal_programs.cpp: small programs that must end the process in Go's way (deadlock,
+// panic, misuse), or that look like a deadlock but are not one and must exit 0. fatal_test runs
+// each as a subprocess: `fatal_programs <scenario>`.
+#include <goro/go.hpp>
+#include <goro/sync.hpp>
+#include <goro/time.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+#include <thread>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+// Deadlocks: every goroutine and the main thread wait for something nobody will do.
+
+int deadlock_no_goroutines() {
+    goro::WaitGroup wg;
+    wg.add(1);
+    wg.wait();
+    return 0;
+}
+
+int deadlock_mutex() {
+    goro::Mutex mu;
+    mu.lock();  // held forever
+    goro::WaitGroup wg;
+    wg.add(100);
+    for (int i = 0; i < 100; ++i)
+        goro::go([&] {
+            mu.lock();
+            wg.done();
+        });
+    wg.wait();
+    return 0;
+}
+
+int deadlock_waitgroup() {
+    goro::WaitGroup never, wg;
+    never.add(1);
+    wg.add(100);
+    for (int i = 0; i < 100; ++i)
+        goro::go([&] {
+            never.wait();
+            wg.done();
+        });
+    wg.wait();
+    return 0;
+}
+
+int deadlock_cond() {
+    goro::Mutex mu;
+    goro::Cond cond(mu);
+    goro::WaitGroup wg;
+    wg.add(10);
+    for (int i = 0; i < 10; ++i)
+        goro::go([&] {
+            std::lock_guard<goro::Mutex> lock(mu);
+            cond.wait();  // nobody signals
+            wg.done();
+        });
+    wg.wait();
+    return 0;
+}
+
+// After goroutines ran and finished sleeping, the last waiter still deadlocks.
+int deadlock_after_sleep() {
+    goro::WaitGroup wg, never;
+    never.add(1);
+    wg.add(10);
+    for (int i = 0; i < 10; ++i)
+        goro::go([&] {
+            goro::sleep_for(20ms);
+            wg.done();
+            never.wait();
+        });
+    wg.wait();
+    never.wait();
+    return 0;
+}
+
+// Panics.
+
+int panic_runtime_error() {
+    goro::go([] { throw std::runtime_error("boom"); });
+    goro::sleep_for(10s);  // the panic ends the process first
+    return 0;
+}
+
+int panic_non_std() {
+    goro::go([] { throw 42; });
+    goro::sleep_for(10s);
+    return 0;
+}
+
+// Misuse.
+
+int unlock_unlocked_mutex() {
+    goro::Mutex mu;
+    mu.unlock();
+    return 0;
+}
+
+int unlock_unlocked_mutex_in_goroutine() {
+    goro::Mutex mu;
+    goro::WaitGroup wg;
+    wg.add(1);
+    goro::go([&] {
+        mu.lock();
+        mu.unlock();
+        mu.unlock();
+        wg.done();
+    });
+    wg.wait();
+    return 0;
+}
+
+int unlock_unlocked_rwmutex() {
+    goro::RWMutex rw;
+    rw.unlock();
+    return 0;
+}
+
+// Not deadlocks: something outside the parked goroutines will wake them.
+
+int ok_goroutine_sleeps_then_releases() {
+    goro::WaitGroup wg;
+    wg.add(1);
+    goro::go([&] {
+        goro::sleep_for(200ms);
+        wg.done();
+    });
+    wg.wait();
+    std::puts("ok");
+    return 0;
+}
+
+int ok_thread_releases() {
+    // Every goroutine parks on the gate and main waits on them, but a plain thread that is
+    // busy elsewhere (sleeping in the OS) will open the gate.
+    goro::WaitGroup gate, wg;
+    gate.add(1);
+    wg.add(10);
+    for (int i = 0; i < 10; ++i)
+        goro::go([&] {
+            gate.wait();
+            wg.done();
+        });
+    std::thread t([&] {
+        std::this_thread::sleep_for(300ms);
+        gate.done();
+    });
+    wg.wait();
+    t.join();
+    std::puts("ok");
+    return 0;
+}
+
+int ok_blocking_call() {
+    goro::WaitGroup wg;
+    wg.add(1);
+    goro::go([&] {
+        goro::blocking([] { std::this_thread::sleep_for(200ms); });
+        wg.done();
+    });
+    wg.wait();
+    std::puts("ok");
+    return 0;
+}
+
+int ok_main_returns_with_parked_goroutines() {
+    // As in Go, goroutines still parked when main returns do not keep the process alive.
+    goro::WaitGroup never, started;
+    never.add(1);
+    started.add(10);
+    for (int i = 0; i < 10; ++i)
+        goro::go([&] {
+            started.done();
+            never.wait();
+        });
+    started.wait();
+    std::puts("ok");
+    return 0;
+}
+
+struct Scenario {
+    const char* name;
+    int (*run)();
+};
+
+const Scenario scenarios[] = {
+    {"deadlock_no_goroutines", deadlock_no_goroutines},
+    {"deadlock_mutex", deadlock_mutex},
+    {"deadlock_waitgroup", deadlock_waitgroup},
+    {"deadlock_cond", deadlock_cond},
+    {"deadlock_after_sleep", deadlock_after_sleep},
+    {"panic_runtime_error", panic_runtime_error},
+    {"panic_non_std", panic_non_std},
+    {"unlock_unlocked_mutex", unlock_unlocked_mutex},
+    {"unlock_unlocked_mutex_in_goroutine", unlock_unlocked_mutex_in_goroutine},
+    {"unlock_unlocked_rwmutex", unlock_unlocked_rwmutex},
+    {"ok_goroutine_sleeps_then_releases", ok_goroutine_sleeps_then_releases},
+    {"ok_thread_releases", ok_thread_releases},
+    {"ok_blocking_call", ok_blocking_call},
+    {"ok_main_returns_with_parked_goroutines", ok_main_returns_with_parked_goroutines},
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc == 2)
+        for (const Scenario& s : scenarios)
+            if (std::strcmp(argv[1], s.name) == 0) return s.run();
+    std::fprintf(stderr, "usage: %s <scenario>; scenarios:\n", argv[0]);
+    for (const Scenario& s : scenarios) std::fprintf(stderr, "  %s\n", s.name);
+    return 64;
+}

@@ -1,0 +1,196 @@
+// tests/fatal_test.cpp: runs the scenarios of fatal_programs.cpp as subprocesses and checks
+// their exit status and what they print on stderr. A scenario that hangs (a deadlock that was
+// not detected) is killed after a generous limit and fails its test.
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#ifndef GORO_FATAL_PROGRAMS
+#error "GORO_FATAL_PROGRAMS must name the fatal_programs executable"
+#endif
+
+extern char** environ;
+
+namespace {
+
+struct Outcome {
+    bool exited = false;   // ended by exit(), not by a signal or the time limit
+    int status = -1;       // exit status when exited
+    int signal = 0;        // terminating signal otherwise
+    bool timed_out = false;
+    std::string out, err;
+};
+
+// run() starts fatal_programs <scenario> with stdout and stderr on pipes, reads both until
+// the child closes them, and reaps it; past `limit` it kills the child.
+Outcome run(const std::string& scenario, std::chrono::seconds limit = std::chrono::seconds(60)) {
+    Outcome o;
+    int out[2], err[2];
+    REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
+    REQUIRE(::pipe2(err, O_CLOEXEC) == 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+    std::string path = GORO_FATAL_PROGRAMS;
+    std::vector<char*> argv{path.data(), const_cast<char*>(scenario.c_str()), nullptr};
+    pid_t pid;
+    int rc = ::posix_spawn(&pid, path.c_str(), &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(out[1]);
+    ::close(err[1]);
+    REQUIRE(rc == 0);
+
+    auto deadline = std::chrono::steady_clock::now() + limit;
+    pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+    std::string* sinks[2] = {&o.out, &o.err};
+    int open = 2;
+    while (open > 0) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+            o.timed_out = true;
+            ::kill(pid, SIGKILL);
+            break;
+        }
+        int n = ::poll(fds, 2, static_cast<int>(left.count()));
+        if (n < 0 && errno == EINTR) continue;
+        REQUIRE(n >= 0);
+        for (int i = 0; i < 2; ++i) {
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            char buf[4096];
+            ssize_t r = ::read(fds[i].fd, buf, sizeof buf);
+            if (r > 0) {
+                sinks[i]->append(buf, static_cast<std::size_t>(r));
+            } else if (r == 0 || errno != EINTR) {
+                ::close(fds[i].fd);
+                fds[i].fd = -1;
+                --open;
+            }
+        }
+    }
+    for (auto& f : fds)
+        if (f.fd >= 0) ::close(f.fd);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(status)) {
+        o.exited = true;
+        o.status = WEXITSTATUS(status);
+    } else if (WIFSIGNALED(status)) {
+        o.signal = WTERMSIG(status);
+    }
+    return o;
+}
+
+bool contains(const std::string& s, const std::string& part) {
+    return s.find(part) != std::string::npos;
+}
+
+void check_fatal(const std::string& scenario, const std::string& message) {
+    Outcome o = run(scenario);
+    INFO("scenario: " << scenario << "\nstderr:\n" << o.err << "\nstdout:\n" << o.out);
+    CHECK_FALSE(o.timed_out);
+    CHECK(o.exited);
+    CHECK(o.status == 2);
+    CHECK(contains(o.err, message));
+}
+
+void check_ok(const std::string& scenario) {
+    Outcome o = run(scenario);
+    INFO("scenario: " << scenario << "\nstderr:\n" << o.err << "\nstdout:\n" << o.out);
+    CHECK_FALSE(o.timed_out);
+    CHECK(o.exited);
+    CHECK(o.status == 0);
+    CHECK(contains(o.out, "ok"));
+    CHECK_FALSE(contains(o.err, "fatal error"));
+    CHECK_FALSE(contains(o.err, "panic"));
+}
+
+const std::string deadlock = "fatal error: all goroutines are asleep - deadlock!";
+
+}  // namespace
+
+TEST_CASE("fatal: the scenario runner rejects an unknown scenario", "[fatal]") {
+    Outcome o = run("no_such_scenario");
+    CHECK(o.exited);
+    CHECK(o.status == 64);
+    CHECK(contains(o.err, "deadlock_no_goroutines"));
+}
+
+TEST_CASE("fatal: deadlock with no goroutines at all", "[fatal][deadlock]") {
+    check_fatal("deadlock_no_goroutines", deadlock);
+}
+
+TEST_CASE("fatal: deadlock with 100 goroutines parked on a Mutex held forever",
+          "[fatal][deadlock]") {
+    check_fatal("deadlock_mutex", deadlock);
+}
+
+TEST_CASE("fatal: deadlock with 100 goroutines parked on a WaitGroup", "[fatal][deadlock]") {
+    check_fatal("deadlock_waitgroup", deadlock);
+}
+
+TEST_CASE("fatal: deadlock with goroutines parked on a Cond", "[fatal][deadlock]") {
+    check_fatal("deadlock_cond", deadlock);
+}
+
+TEST_CASE("fatal: deadlock once the last timer has fired", "[fatal][deadlock]") {
+    check_fatal("deadlock_after_sleep", deadlock);
+}
+
+TEST_CASE("fatal: an exception escaping a goroutine is a panic", "[fatal][panic]") {
+    Outcome o = run("panic_runtime_error");
+    INFO("stderr:\n" << o.err);
+    CHECK_FALSE(o.timed_out);
+    CHECK(o.exited);
+    CHECK(o.status == 2);
+    CHECK(contains(o.err, "panic: boom"));
+    CHECK(contains(o.err, "goroutine "));
+}
+
+TEST_CASE("fatal: a non-std exception escaping a goroutine is a panic", "[fatal][panic]") {
+    Outcome o = run("panic_non_std");
+    INFO("stderr:\n" << o.err);
+    CHECK(o.exited);
+    CHECK(o.status == 2);
+    CHECK(contains(o.err, "panic: "));
+    CHECK(contains(o.err, "goroutine "));
+}
+
+TEST_CASE("fatal: unlocking an unlocked Mutex", "[fatal][misuse]") {
+    check_fatal("unlock_unlocked_mutex", "fatal error: sync: unlock of unlocked mutex");
+    check_fatal("unlock_unlocked_mutex_in_goroutine",
+                "fatal error: sync: unlock of unlocked mutex");
+}
+
+TEST_CASE("fatal: unlocking an unlocked RWMutex", "[fatal][misuse]") {
+    check_fatal("unlock_unlocked_rwmutex", "fatal error: sync: Unlock of unlocked RWMutex");
+}
+
+TEST_CASE("fatal: no false deadlock while a goroutine sleeps", "[fatal][deadlock]") {
+    check_ok("ok_goroutine_sleeps_then_releases");
+}
+
+TEST_CASE("fatal: no false deadlock while a plain thread will release the waiters",
+          "[fatal][deadlock]") {
+    check_ok("ok_thread_releases");
+}
+
+TEST_CASE("fatal: no false deadlock while a goroutine is in blocking()", "[fatal][deadlock]") {
+    check_ok("ok_blocking_call");
+}
+
+TEST_CASE("fatal: main may return while goroutines are parked", "[fatal]") {
+    check_ok("ok_main_returns_with_parked_goroutines");
+}
