@@ -173,7 +173,9 @@ int ok_blocking_call() {
 
 int ok_main_returns_with_parked_goroutines() {
     // As in Go, goroutines still parked when main returns do not keep the process alive.
-    goro::WaitGroup never, started;
+    // What they use must outlive main's frame (Go's escape analysis would heap-allocate it):
+    // a goroutine may still be entering never.wait() while exit() reuses main's stack.
+    static goro::WaitGroup never, started;
     never.add(1);
     started.add(10);
     for (int i = 0; i < 10; ++i)
