@@ -591,10 +591,11 @@ inline std::uint32_t Scheduler::runq_grab(Worker* v, G** batch, std::uint32_t st
                 G* next = v->runnext.load(std::memory_order_acquire);
                 if (next) {
                     // The victim is probably about to run it (it just readied it and is parking):
-                    // give it ~3us, as Go does, before taking the G away from its warm cache.
-                    std::int64_t until = nanotime() + 3000;
-                    while (v->runnext.load(std::memory_order_acquire) == next && nanotime() < until)
-                        cpu_relax();
+                    // give it a moment before taking the G away from its warm cache. Sleep, as
+                    // Go does (usleep(3), ~50us with timer slack), rather than poll: polling the
+                    // victim's runnext line would slow every hand-off the victim makes.
+                    timespec ts{0, 3000};
+                    ::nanosleep(&ts, nullptr);
                     if (v->runnext.compare_exchange_strong(next, nullptr,
                                                            std::memory_order_acq_rel)) {
                         batch[start % Worker::runq_size] = next;
