@@ -184,9 +184,11 @@ TEST_CASE("sync: RWMutex readers hold the lock together", "[sync][rwmutex]") {
     wg.add(2);
     for (int i = 0; i < 2; ++i)
         goro::go([&] {
-            std::shared_lock<goro::RWMutex> lock(rw);
-            inside.fetch_add(1);
-            if (poll_until([&] { return inside.load() == 2; }, 5000ms)) together.fetch_add(1);
+            {
+                std::shared_lock<goro::RWMutex> lock(rw);
+                inside.fetch_add(1);
+                if (poll_until([&] { return inside.load() == 2; }, 5000ms)) together.fetch_add(1);
+            }  // unlock before done(): rw dies as soon as wait() returns
             wg.done();
         });
     wg.wait();
@@ -341,9 +343,11 @@ TEST_CASE("sync: Cond broadcast wakes every waiter", "[sync][cond]") {
     std::atomic<int> woken{0};
     for (int i = 0; i < n; ++i)
         goro::go([&] {
-            std::lock_guard<goro::Mutex> lock(mu);
-            ++waiting;
-            while (!ready) cond.wait();
+            {
+                std::lock_guard<goro::Mutex> lock(mu);
+                ++waiting;
+                while (!ready) cond.wait();
+            }  // unlock before counting: mu dies as soon as the test sees every waiter woken
             woken.fetch_add(1);
         });
     // A waiter counted under mu has its place in the cond's queue once mu is released.
@@ -372,14 +376,16 @@ TEST_CASE("sync: Cond signal wakes one waiter, the longest-waiting first", "[syn
     wg.add(n);
     for (int i = 0; i < n; ++i) {
         goro::go([&, i] {
-            std::lock_guard<goro::Mutex> lock(mu);
-            ++waiting;
-            while (tokens == 0) {
-                cond.wait();
-                wakeups.fetch_add(1);
-            }
-            --tokens;
-            order.push_back(i);
+            {
+                std::lock_guard<goro::Mutex> lock(mu);
+                ++waiting;
+                while (tokens == 0) {
+                    cond.wait();
+                    wakeups.fetch_add(1);
+                }
+                --tokens;
+                order.push_back(i);
+            }  // unlock before done(): mu dies as soon as wait() returns
             wg.done();
         });
         // Start the next one only once this one waits, so that the queue order is known.
@@ -422,9 +428,11 @@ TEST_CASE("sync: Cond signal and broadcast with nobody waiting are no-ops", "[sy
     goro::WaitGroup wg;
     wg.add(1);
     goro::go([&] {
-        std::lock_guard<goro::Mutex> lock(mu);
-        cond.wait();
-        woke = true;
+        {
+            std::lock_guard<goro::Mutex> lock(mu);
+            cond.wait();
+            woke = true;
+        }  // unlock before done(): mu dies as soon as wait() returns
         wg.done();
     });
     goro::sleep_for(20ms);
