@@ -12,6 +12,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -627,7 +628,9 @@ TEST_CASE("go: a destructor that parks during stack unwinding", "[go][exceptions
 }
 
 TEST_CASE("go: a million parked goroutines", "[go][stress]") {
-    const int n = goro_test::sanitized() ? scaled(1'000'000) : 1'000'000;
+    const int n = goro_test::sanitized()
+                      ? std::min(scaled(1'000'000), goro_test::max_live_goroutines())
+                      : 1'000'000;
     goro::WaitGroup started, gate, finished;
     gate.add(1);
     started.add(n);
