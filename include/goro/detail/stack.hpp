@@ -21,8 +21,9 @@
 //
 // Reuse. Stacks are kept in a per-worker pool (no lock, LIFO so the top page is warm) and a
 // shared pool behind it. A stack whose goroutine was seen deep (its saved stack pointer went
-// below the top page at some switch) gives its lower pages back with madvise before reuse, so
-// the pools hold one committed page per stack. Past the pools, a stack is released whole
+// below the top page at some switch) gives its lower pages back with madvise before reuse, and
+// so does every stack that moves on to the shared pool; a worker's pool of 64 bounds what deep
+// but unseen stacks can keep committed. Past the pools, a stack is released whole
 // (madvise) to the free list of its kind; address space is never unmapped.
 //
 // Rejected: segmented stacks (every call would need a check, and C++ code cannot be
@@ -113,8 +114,12 @@ public:
         ::madvise(s.bottom(), s.size - 2 * page_size(), MADV_DONTNEED);
     }
 
-    // release() takes a stack that the per-worker pool had no room for.
+    // release() takes a stack that the per-worker pool had no room for. Depth is only sampled
+    // at switches (a goroutine may have recursed deeply between two), so stacks leaving a
+    // worker's pool are trimmed whatever their flag said: the worker pools bound what an
+    // unseen deep stack can hold, the shared pool holds one page per stack.
     void release(Stack s) noexcept {
+        trim(s);
         std::lock_guard<Lock> g(mu_);
         if (shared_.size() < shared_cap) {
             shared_.push_back(s);
@@ -175,8 +180,8 @@ public:
     }
     // put() recycles s; deep says the goroutine was seen using more than the top page.
     void put(StackAllocator& a, Stack s, bool deep) noexcept {
-        if (deep) a.trim(s);
         if (n_ < cap) {
+            if (deep) a.trim(s);
             slots_[n_++] = s;
             return;
         }
