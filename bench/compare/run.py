@@ -5,6 +5,7 @@ Builds the three peers (goro's with the project's CMake in Release at -O2, Go's 
 Boost.Fiber's with its own small CMake project), runs every workload on every peer interleaved
 (goro, Go, Boost.Fiber, goro, Go, ...) so that a slow stretch of a shared machine hits all
 three alike, takes the median of each, and writes the table with the targets marked met or not.
+bench/compare/micro.md, the per-operation comparison that micro.py writes, is appended as it is.
 
     bench/compare/run.py                      # everything, 5 runs each
     bench/compare/run.py --reps 3 --workloads skynet spawn --no-install
@@ -41,6 +42,8 @@ PEERS = {"goro": "goro", "go": "Go", "fiber": "Boost.Fiber"}
 TARGETS = {"skynet": 0.5, "spawn": 0.5, "pingpong": 0.5, "buffered": 1.0, "mpmc": 1.0,
            "idle": 4.5 * 1024}
 GO_CANDIDATES = ["/usr/lib/go-1.19/bin/go", "go"]
+# The per-operation micro-benchmarks (bench/compare/micro.py), appended to the output as they are.
+MICRO = ROOT / "bench" / "compare" / "micro.md"
 
 
 def log(msg):
@@ -220,7 +223,8 @@ def render(info, results, reps, peers):
         "the same program three times (`bench/compare/goro_peer.cpp`, `bench/peers/go/main.go`,",
         "`bench/peers/boostfiber/main.cpp`), and runs them. `--reps`, `--workloads` and `--peers`",
         "narrow a run. goro's own micro-benchmarks (Google Benchmark, built by default) are",
-        "`<build>/bench/go_bench` and `<build>/bench/sync_bench`.",
+        "`<build>/bench/go_bench`, `sync_bench`, `chan_bench` and `switch_bench`; the last",
+        "section, per operation against Go, is `bench/compare/micro.py`'s.",
         "",
         "## Machine",
         "",
@@ -317,7 +321,10 @@ def main():
     info = machine()
     results = measure(exes, args.workloads, args.reps, args.timeout)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(render(info, results, args.reps, peers))
+    text = render(info, results, args.reps, peers)
+    if MICRO.exists():  # micro.py's section, which this file would otherwise lose
+        text = text.rstrip("\n") + "\n\n" + MICRO.read_text()
+    args.output.write_text(text)
     log(f"wrote {args.output}")
     failed = any(failures(runs) for res in results.values() for runs in res.values())
     return 1 if failed else 0
