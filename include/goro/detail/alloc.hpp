@@ -32,7 +32,12 @@ public:
         if (GORO_UNLIKELY(!b)) {
             b = depot().take(c);
             if (!b) return ::operator new(class_size(c));
-            l.count[c] = batch;
+            // Count the batch rather than assume it is full: a thread that exits hands what
+            // it has left to the depot as one short batch, and a count above the true length
+            // made a later flush() walk off the end of the list.
+            std::size_t n = 0;
+            for (Block* p = b; p; p = p->next) ++n;
+            l.count[c] = n;
         }
         l.head[c] = b->next;
         --l.count[c];
