@@ -16,6 +16,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -44,6 +45,35 @@ struct Counted {
         ++moves;
     }
 };
+
+// threads_running_goroutines() runs a batch of goroutines that yield a few times and returns
+// how many distinct threads ran them.
+std::size_t threads_running_goroutines() {
+    std::mutex mu;
+    std::set<std::thread::id> ids;  // guarded by mu
+    goro::WaitGroup wg;
+    wg.add(50);
+    for (int i = 0; i < 50; ++i)
+        goro::go([&] {
+            for (int k = 0; k < 3; ++k) {
+                {
+                    std::lock_guard<std::mutex> lk(mu);
+                    ids.insert(std::this_thread::get_id());
+                }
+                goro::yield();
+            }
+            wg.done();
+        });
+    wg.wait();
+    return ids.size();
+}
+
+// settle_on_one_worker() waits until goroutines run on a single thread after GOMAXPROCS was
+// set to 1: a worker beyond it retires only at its next scheduling round, and may run a
+// goroutine or two before.
+bool settle_on_one_worker() {
+    return poll_until([] { return threads_running_goroutines() == 1; });
+}
 
 }  // namespace
 
@@ -266,22 +296,24 @@ TEST_CASE("go: yield lets other goroutines run", "[go][yield]") {
     }
     SECTION("on one worker, two yielding goroutines interleave") {
         goro_test::GomaxprocsGuard procs(1);
+        REQUIRE(settle_on_one_worker());
         constexpr int rounds = 100;
         std::vector<int> log(2 * rounds, -1);
         std::atomic<int> pos{0};
-        goro::WaitGroup gate, wg;
-        gate.add(1);
+        std::atomic<int> arrived{0};
+        goro::WaitGroup wg;
         wg.add(2);
         for (int id = 0; id < 2; ++id)
             goro::go([&, id] {
-                gate.wait();
+                // Start logging only once both run: the second may be made runnable late.
+                arrived.fetch_add(1);
+                for (int i = 0; i < 1'000'000 && arrived.load() < 2; ++i) goro::yield();
                 for (int i = 0; i < rounds; ++i) {
                     log[pos.fetch_add(1)] = id;
                     goro::yield();
                 }
                 wg.done();
             });
-        gate.done();
         wg.wait();
         int switches = 0;
         for (std::size_t i = 1; i < log.size(); ++i) switches += log[i] != log[i - 1];
@@ -475,30 +507,7 @@ TEST_CASE("go: set_gomaxprocs shrinks and grows while work runs", "[go][gomaxpro
     }
     SECTION("after a shrink to 1, goroutines run on a single thread") {
         goro_test::GomaxprocsGuard procs(1);
-        // Workers retire at their next scheduling round, so allow a few batches to settle.
-        std::size_t threads = 0;
-        for (int attempt = 0; attempt < 100; ++attempt) {
-            std::mutex mu;
-            std::set<std::thread::id> ids;
-            goro::WaitGroup wg;
-            wg.add(50);
-            for (int i = 0; i < 50; ++i)
-                goro::go([&] {
-                    for (int k = 0; k < 3; ++k) {
-                        {
-                            std::lock_guard<std::mutex> lk(mu);
-                            ids.insert(std::this_thread::get_id());
-                        }
-                        goro::yield();
-                    }
-                    wg.done();
-                });
-            wg.wait();
-            threads = ids.size();
-            if (threads == 1) break;
-            goro::sleep_for(1ms);
-        }
-        CHECK(threads == 1);
+        CHECK(settle_on_one_worker());
     }
     CHECK(goro::gomaxprocs() == initial);
 }
@@ -649,6 +658,31 @@ TEST_CASE("go: a million parked goroutines", "[go][stress]") {
     gate.done();
     finished.wait();
     CHECK(released.load() == n);
+}
+
+TEST_CASE("go: plain threads that start goroutines exit one after another", "[go][threads]") {
+    // A thread keeps a cache of goroutine control blocks and hands what is left to a shared
+    // depot when it exits; the next thread must cope with that short batch. Every closure has
+    // the same type, so that all the blocks come from one size class.
+    auto body = [](goro::WaitGroup* wg) { wg->done(); };
+    {
+        goro::WaitGroup wg;  // workers free enough blocks to fill the depot with batches
+        const int n = 10'000;
+        wg.add(n);
+        for (int i = 0; i < n; ++i) goro::go(body, &wg);
+        wg.wait();
+    }
+    int threads_done = 0;
+    for (int t = 0; t < 8; ++t) {
+        std::thread([&, t] {
+            goro::WaitGroup wg;
+            wg.add(10 + t);
+            for (int i = 0; i < 10 + t; ++i) goro::go(body, &wg);
+            wg.wait();
+        }).join();
+        ++threads_done;
+    }
+    CHECK(threads_done == 8);
 }
 
 TEST_CASE("go: goroutines started from several plain threads at once", "[go][threads]") {

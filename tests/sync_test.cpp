@@ -341,14 +341,17 @@ TEST_CASE("sync: Cond broadcast wakes every waiter", "[sync][cond]") {
     int waiting = 0;  // guarded by mu
     bool ready = false;  // guarded by mu
     std::atomic<int> woken{0};
+    goro::WaitGroup wg;
+    wg.add(n);
     for (int i = 0; i < n; ++i)
         goro::go([&] {
             {
                 std::lock_guard<goro::Mutex> lock(mu);
                 ++waiting;
                 while (!ready) cond.wait();
-            }  // unlock before counting: mu dies as soon as the test sees every waiter woken
-            woken.fetch_add(1);
+                woken.fetch_add(1);
+            }
+            wg.done();
         });
     // A waiter counted under mu has its place in the cond's queue once mu is released.
     REQUIRE(poll_until([&] {
@@ -362,9 +365,12 @@ TEST_CASE("sync: Cond broadcast wakes every waiter", "[sync][cond]") {
     }
     cond.broadcast();
     CHECK(poll_until([&] { return woken.load() == n; }));
+    if (woken.load() != n) cond.broadcast();  // a failed broadcast: do not leave them parked
+    wg.wait();
 }
 
 TEST_CASE("sync: Cond signal wakes one waiter, the longest-waiting first", "[sync][cond]") {
+    goro_test::Watchdog watchdog("Cond signal");  // a lost signal would hang wg.wait()
     goro::Mutex mu;
     goro::Cond cond(mu);
     const int n = 10;
@@ -530,8 +536,9 @@ TEST_CASE("sync: plain threads and goroutines share a Mutex and a WaitGroup",
 
     SECTION("a thread blocks on a Mutex that a sleeping goroutine holds") {
         std::atomic<bool> holding{false}, released_by_goroutine{false};
-        goro::WaitGroup locked;
+        goro::WaitGroup locked, finished;
         locked.add(1);
+        finished.add(1);
         goro::go([&] {
             mu.lock();
             holding = true;
@@ -539,6 +546,7 @@ TEST_CASE("sync: plain threads and goroutines share a Mutex and a WaitGroup",
             goro::sleep_for(30ms);
             released_by_goroutine = true;
             mu.unlock();
+            finished.done();
         });
         locked.wait();
         bool saw = false;
@@ -548,6 +556,7 @@ TEST_CASE("sync: plain threads and goroutines share a Mutex and a WaitGroup",
             mu.unlock();
         });
         t.join();
+        finished.wait();
         CHECK(holding.load());
         CHECK(saw);
     }

@@ -152,10 +152,14 @@ TEST_CASE("time: 10,000 concurrent sleepers complete", "[time][stress]") {
     auto start = Clock::now();
     for (int i = 0; i < n / 2; ++i) goro::go(sleeper, i);
     const int rest = n - n / 2;
+    goro::WaitGroup spawned;
+    spawned.add(spawners);
     for (int s = 0; s < spawners; ++s)
         goro::go([&, s] {
             for (int i = s; i < rest; i += spawners) goro::go(sleeper, n / 2 + i);
+            spawned.done();
         });
+    spawned.wait();
     wg.wait();
     CHECK(done.load() == n);
     CHECK(early.load() == 0);
