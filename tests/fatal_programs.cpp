@@ -188,6 +188,34 @@ int ok_main_returns_with_parked_goroutines() {
     return 0;
 }
 
+void shrink_while_running(std::chrono::milliseconds first, std::chrono::milliseconds second) {
+    goro::set_gomaxprocs(2);
+    goro::WaitGroup wg, started;
+    wg.add(2);
+    started.add(2);
+    for (auto d : {first, second})
+        goro::go([&wg, &started, d] {
+            started.done();
+            auto end = std::chrono::steady_clock::now() + d;
+            while (std::chrono::steady_clock::now() < end) {
+            }
+            wg.done();
+        });
+    started.wait();  // both run at once, so on different workers (no preemption)
+    goro::set_gomaxprocs(1);
+    wg.wait();
+}
+
+int ok_gomaxprocs_shrinks_under_running_goroutines() {
+    // Goroutines keep running on a worker that GOMAXPROCS no longer counts; the other worker
+    // going idle while main waits must not look like a deadlock. Both orders, since which
+    // goroutine lands on the retired worker varies.
+    shrink_while_running(200ms, 400ms);
+    shrink_while_running(400ms, 200ms);
+    std::puts("ok");
+    return 0;
+}
+
 struct Scenario {
     const char* name;
     int (*run)();
@@ -208,6 +236,8 @@ const Scenario scenarios[] = {
     {"ok_thread_releases", ok_thread_releases},
     {"ok_blocking_call", ok_blocking_call},
     {"ok_main_returns_with_parked_goroutines", ok_main_returns_with_parked_goroutines},
+    {"ok_gomaxprocs_shrinks_under_running_goroutines",
+     ok_gomaxprocs_shrinks_under_running_goroutines},
 };
 
 }  // namespace

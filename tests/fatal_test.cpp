@@ -191,6 +191,11 @@ TEST_CASE("fatal: no false deadlock while a goroutine is in blocking()", "[fatal
     check_ok("ok_blocking_call");
 }
 
+TEST_CASE("fatal: no false deadlock while a worker beyond GOMAXPROCS still runs a goroutine",
+          "[fatal][deadlock][gomaxprocs]") {
+    check_ok("ok_gomaxprocs_shrinks_under_running_goroutines");
+}
+
 TEST_CASE("fatal: main may return while goroutines are parked", "[fatal]") {
     check_ok("ok_main_returns_with_parked_goroutines");
 }

@@ -380,6 +380,7 @@ private:
     std::atomic<std::uint32_t> runq_len_{0};      // written under mu_
     Worker* idle_list_ = nullptr;                 // guarded by mu_
     std::atomic<int> npidle_{0};                  // written under mu_
+    std::atomic<int> nretired_{0};                // workers parked beyond GOMAXPROCS; under mu_
     std::atomic<int> nmspinning_{0};
 
     std::atomic<Worker*> poller_{nullptr};        // the idle worker sleeping until a timer
@@ -882,10 +883,18 @@ inline void Scheduler::retire(Worker* w) {
     while (G* g = runq_get(w)) globrunq_put(g);
     w->timers.move_all_to(workers_[0]->timers);
     wakep();
+    {
+        // Only now does this worker hold no goroutine at all: deadlock detection may count it.
+        std::lock_guard<Lock> lk(mu_);
+        nretired_.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (nblocked_threads_.load(std::memory_order_acquire) > 0) check_dead();
     while (w->id >= gomaxprocs()) {
         w->wake.store(0, std::memory_order_relaxed);
         if (w->id >= gomaxprocs()) futex_wait(&w->wake, 0);
     }
+    std::lock_guard<Lock> lk(mu_);
+    nretired_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 inline int Scheduler::set_gomaxprocs(int n) {
@@ -1232,8 +1241,10 @@ inline int Scheduler::process_threads() noexcept {
 
 inline void Scheduler::check_dead() {
     std::lock_guard<Lock> lk(mu_);
-    int procs = gomaxprocs();
-    if (started_.load(std::memory_order_relaxed) && npidle_.load(std::memory_order_relaxed) < procs)
+    // Every started worker must be idle or parked in retirement: a worker beyond GOMAXPROCS may
+    // still be finishing a goroutine, or moving its run queue to the global one.
+    int nw = nworkers_.load(std::memory_order_relaxed);
+    if (npidle_.load(std::memory_order_relaxed) + nretired_.load(std::memory_order_relaxed) < nw)
         return;
     if (runq_len_.load(std::memory_order_relaxed) != 0 ||
         ntimers_.load(std::memory_order_acquire) != 0 ||
@@ -1241,7 +1252,6 @@ inline void Scheduler::check_dead() {
         return;
     int blocked = nblocked_threads_.load(std::memory_order_acquire);
     if (blocked == 0) return;
-    int nw = nworkers_.load(std::memory_order_relaxed);
     for (int i = 0; i < nw; ++i)
         if (!runq_empty(workers_[i])) return;
     int known = nw + pool_.threads() + blocked;

@@ -34,10 +34,6 @@
 
 #include "goro/detail/platform.hpp"
 
-#if GORO_ASAN
-#include <sanitizer/lsan_interface.h>
-#endif
-
 #include <cstddef>
 #include <fstream>
 #include <new>
@@ -147,11 +143,7 @@ private:
                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
             if (p == MAP_FAILED) throw std::bad_alloc();
             if (no_huge_) ::madvise(p, bytes, MADV_NOHUGEPAGE);
-#if GORO_ASAN
-            // Goroutines still parked at exit hold the only pointers to their closures and
-            // channels: LeakSanitizer must scan their stacks, as Go's exit leaks nothing.
-            __lsan_register_root_region(p, bytes);
-#endif
+
             arena_next_ = static_cast<char*>(p);
             arena_end_ = arena_next_ + bytes;
         }
