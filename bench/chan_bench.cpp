@@ -12,8 +12,8 @@
 // on goroutines, the benchmark thread only waits: the body of a Go benchmark runs on a
 // goroutine too.
 //
-// allocs_per_op and bytes_per_op are Go's -benchmem columns: operator new is replaced below to
-// count, and the count over the whole batch (set-up included, as in Go) is divided by b.N.
+// allocs_per_op and bytes_per_op are Go's -benchmem columns: operator new is replaced (by
+// tests/alloc_counter.hpp) to count, and the count over the whole batch (set-up included, as in Go) is divided by b.N.
 // Steady-state sends, receives and selects must show 0; ChanCreation allocates its channel.
 #include <goro/goro.hpp>
 
@@ -27,102 +27,10 @@
 #include <new>
 #include <vector>
 
-// ---- Allocation counting: every operator new of this binary goes through here ----
+#include "../tests/alloc_counter.hpp"  // allocs_per_op and bytes_per_op
 
-namespace {
-
-// Counts are sharded per thread, so that counting does not make allocations contend where
-// the allocator itself would not.
-struct alignas(64) AllocShard {
-    std::atomic<long long> count{0};
-    std::atomic<long long> bytes{0};
-};
-constexpr unsigned alloc_shards = 64;
-AllocShard g_alloc_shards[alloc_shards];
-std::atomic<unsigned> g_next_alloc_shard{0};
-
-AllocShard& alloc_shard() noexcept {
-    thread_local AllocShard* s =
-        &g_alloc_shards[g_next_alloc_shard.fetch_add(1, std::memory_order_relaxed) % alloc_shards];
-    return *s;
-}
-
-void* counted_alloc(std::size_t n, std::size_t align) {
-    AllocShard& s = alloc_shard();
-    s.count.fetch_add(1, std::memory_order_relaxed);
-    s.bytes.fetch_add(static_cast<long long>(n), std::memory_order_relaxed);
-    if (n == 0) n = 1;
-    void* p = align <= alignof(std::max_align_t)
-                  ? std::malloc(n)
-                  : std::aligned_alloc(align, (n + align - 1) / align * align);
-    if (!p) throw std::bad_alloc();
-    return p;
-}
-
-struct AllocTotals {
-    long long count = 0;
-    long long bytes = 0;
-};
-
-AllocTotals alloc_totals() noexcept {
-    AllocTotals t;
-    for (auto& s : g_alloc_shards) {
-        t.count += s.count.load(std::memory_order_relaxed);
-        t.bytes += s.bytes.load(std::memory_order_relaxed);
-    }
-    return t;
-}
-
-}  // namespace
-
-void* operator new(std::size_t n) { return counted_alloc(n, alignof(std::max_align_t)); }
-void* operator new[](std::size_t n) { return counted_alloc(n, alignof(std::max_align_t)); }
-void* operator new(std::size_t n, std::align_val_t a) {
-    return counted_alloc(n, static_cast<std::size_t>(a));
-}
-void* operator new[](std::size_t n, std::align_val_t a) {
-    return counted_alloc(n, static_cast<std::size_t>(a));
-}
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-    try {
-        return ::operator new(n);
-    } catch (...) {
-        return nullptr;
-    }
-}
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-    try {
-        return ::operator new[](n);
-    } catch (...) {
-        return nullptr;
-    }
-}
-void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-    try {
-        return ::operator new(n, a);
-    } catch (...) {
-        return nullptr;
-    }
-}
-void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-    try {
-        return ::operator new[](n, a);
-    } catch (...) {
-        return nullptr;
-    }
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
+using goro_test::AllocTotals;
+using goro_test::alloc_totals;
 
 namespace {
 

@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "alloc_counter.hpp"  // counts this binary's live allocations
 #include "run_util.hpp"
 #include "test_util.hpp"
 
@@ -24,77 +25,6 @@ using goro::Channel;
 using goro::Clock;
 using goro::Context;
 using goro::ContextKey;
-
-// ---- Live allocation counting, for the tests that check cancelled children are released ----
-
-namespace {
-std::atomic<long long> g_live{0};
-
-void* counted_alloc(std::size_t n, std::size_t align) {
-    if (n == 0) n = 1;
-    void* p = align <= alignof(std::max_align_t)
-                  ? std::malloc(n)
-                  : std::aligned_alloc(align, (n + align - 1) / align * align);
-    if (!p) throw std::bad_alloc();
-    g_live.fetch_add(1, std::memory_order_relaxed);
-    return p;
-}
-void counted_free(void* p) noexcept {
-    if (!p) return;
-    g_live.fetch_sub(1, std::memory_order_relaxed);
-    std::free(p);
-}
-}  // namespace
-
-void* operator new(std::size_t n) { return counted_alloc(n, alignof(std::max_align_t)); }
-void* operator new[](std::size_t n) { return counted_alloc(n, alignof(std::max_align_t)); }
-void* operator new(std::size_t n, std::align_val_t a) {
-    return counted_alloc(n, static_cast<std::size_t>(a));
-}
-void* operator new[](std::size_t n, std::align_val_t a) {
-    return counted_alloc(n, static_cast<std::size_t>(a));
-}
-// The nothrow forms too: left alone, a sanitizer's would pair with the deletes above.
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-    try {
-        return ::operator new(n);
-    } catch (...) {
-        return nullptr;
-    }
-}
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-    try {
-        return ::operator new[](n);
-    } catch (...) {
-        return nullptr;
-    }
-}
-void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-    try {
-        return ::operator new(n, a);
-    } catch (...) {
-        return nullptr;
-    }
-}
-void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-    try {
-        return ::operator new[](n, a);
-    } catch (...) {
-        return nullptr;
-    }
-}
-void operator delete(void* p, const std::nothrow_t&) noexcept { counted_free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { counted_free(p); }
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { counted_free(p); }
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { counted_free(p); }
-void operator delete(void* p) noexcept { counted_free(p); }
-void operator delete[](void* p) noexcept { counted_free(p); }
-void operator delete(void* p, std::size_t) noexcept { counted_free(p); }
-void operator delete[](void* p, std::size_t) noexcept { counted_free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { counted_free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { counted_free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { counted_free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { counted_free(p); }
 
 namespace {
 
@@ -509,9 +439,9 @@ TEST_CASE("CancelRemoves: cancelled children are released by their long-lived pa
     for (bool timeout : {false, true}) {
         INFO((timeout ? "with_timeout" : "with_cancel") << " children");
         churn(1000, timeout);  // warm up
-        long long before = g_live.load();
+        long long before = goro_test::alloc_totals().live;
         churn(n, timeout);
-        long long grown = g_live.load() - before;
+        long long grown = goro_test::alloc_totals().live - before;
         INFO(grown << " live allocations more after " << n << " children");
         REQUIRE(grown < 1000);
     }
@@ -534,10 +464,10 @@ TEST_CASE("children whose deadline passed are released by their parent too", "[c
     };
     expire(200);  // warm up
     goro::sleep_for(5ms);
-    long long before = g_live.load();
+    long long before = goro_test::alloc_totals().live;
     expire(goro_test::scaled(5000, 500));
     goro::sleep_for(5ms);  // timer callbacks that are finishing
-    long long grown = g_live.load() - before;
+    long long grown = goro_test::alloc_totals().live - before;
     INFO(grown << " live allocations more");
     REQUIRE(grown < 500);
     cancel_parent();

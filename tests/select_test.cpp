@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "alloc_counter.hpp"  // counts this binary's allocations, for select2
 #include "run_util.hpp"
 #include "test_util.hpp"
 
@@ -23,74 +24,6 @@ using namespace std::chrono_literals;
 using goro::Channel;
 using goro::RecvChannel;
 using goro::SendChannel;
-
-// ---- Allocation counting, for select2: every operator new of this binary goes through here ----
-
-namespace {
-std::atomic<long long> g_allocs{0};
-std::atomic<long long> g_alloc_bytes{0};
-
-void* counted_alloc(std::size_t n, std::size_t align) {
-    g_allocs.fetch_add(1, std::memory_order_relaxed);
-    g_alloc_bytes.fetch_add(static_cast<long long>(n), std::memory_order_relaxed);
-    if (n == 0) n = 1;
-    void* p = align <= alignof(std::max_align_t)
-                  ? std::malloc(n)
-                  : std::aligned_alloc(align, (n + align - 1) / align * align);
-    if (!p) throw std::bad_alloc();
-    return p;
-}
-}  // namespace
-
-void* operator new(std::size_t n) { return counted_alloc(n, alignof(std::max_align_t)); }
-void* operator new[](std::size_t n) { return counted_alloc(n, alignof(std::max_align_t)); }
-void* operator new(std::size_t n, std::align_val_t a) {
-    return counted_alloc(n, static_cast<std::size_t>(a));
-}
-void* operator new[](std::size_t n, std::align_val_t a) {
-    return counted_alloc(n, static_cast<std::size_t>(a));
-}
-// The nothrow forms too: left alone, a sanitizer's would pair with the deletes above.
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-    try {
-        return ::operator new(n);
-    } catch (...) {
-        return nullptr;
-    }
-}
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-    try {
-        return ::operator new[](n);
-    } catch (...) {
-        return nullptr;
-    }
-}
-void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-    try {
-        return ::operator new(n, a);
-    } catch (...) {
-        return nullptr;
-    }
-}
-void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-    try {
-        return ::operator new[](n, a);
-    } catch (...) {
-        return nullptr;
-    }
-}
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 
 // ---- test/chan/select.go ----
 
@@ -149,10 +82,11 @@ TEST_CASE("select2: a blocking select allocates nothing in steady state", "[sele
     auto measure = [n] {
         Channel<int> c, dummy;
         REQUIRE(select2_round(c, dummy, n));  // warm up
-        long long allocs = g_allocs.load(), bytes = g_alloc_bytes.load();
+        auto before = goro_test::alloc_totals();
+        long long allocs = before.count, bytes = before.bytes;
         bool ok = select2_round(c, dummy, n);
-        allocs = g_allocs.load() - allocs;
-        bytes = g_alloc_bytes.load() - bytes;
+        allocs = goro_test::alloc_totals().count - allocs;
+        bytes = goro_test::alloc_totals().bytes - bytes;
         REQUIRE(ok);
         INFO(allocs << " allocations, " << bytes << " bytes for " << n << " selects");
         // Go's bound is 1.1 bytes per select (select2.go); a per-select allocation would be n.
