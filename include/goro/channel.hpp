@@ -33,24 +33,43 @@ template <class T> class RecvChannel;
 
 namespace detail {
 
-// ChanRef is the shared, reference-counted handle under the three channel types.
+// ChanHandle is the shared, reference-counted handle under the three channel types, with the
+// members all three have.
 template <class T>
-class ChanRef {
+class ChanHandle {
 public:
-    ChanRef() noexcept = default;
-    explicit ChanRef(ChanBase* c) noexcept : c_(c) {}
-    ChanRef(const ChanRef& o) noexcept : c_(o.c_) {
+    using value_type = T;
+
+    // size() is the number of buffered values (len(ch)); capacity() is cap(ch).
+    std::size_t size() const noexcept {
+        return c_ ? c_->qcount.load(std::memory_order_relaxed) : 0;
+    }
+    std::size_t capacity() const noexcept { return c_ ? c_->cap : 0; }
+    ChanBase* core() const noexcept { return c_; }
+
+protected:
+    ChanHandle() noexcept = default;
+    explicit ChanHandle(ChanBase* c) noexcept : c_(c) {}
+    ChanHandle(const ChanHandle& o) noexcept : c_(o.c_) {
         if (c_) c_->retain();
     }
-    ChanRef(ChanRef&& o) noexcept : c_(std::exchange(o.c_, nullptr)) {}
-    ChanRef& operator=(ChanRef o) noexcept {
-        std::swap(c_, o.c_);
+    ChanHandle(ChanHandle&& o) noexcept : c_(std::exchange(o.c_, nullptr)) {}
+    ChanHandle& operator=(const ChanHandle& o) noexcept {
+        if (o.c_) o.c_->retain();  // first: o may be *this
+        if (c_) c_->release();
+        c_ = o.c_;
         return *this;
     }
-    ~ChanRef() {
+    ChanHandle& operator=(ChanHandle&& o) noexcept {
+        if (this != &o) {
+            if (c_) c_->release();
+            c_ = std::exchange(o.c_, nullptr);
+        }
+        return *this;
+    }
+    ~ChanHandle() {
         if (c_) c_->release();
     }
-    ChanBase* get() const noexcept { return c_; }
 
 private:
     ChanBase* c_ = nullptr;
@@ -103,96 +122,59 @@ private:
 
 // Channel<T> is a bidirectional channel (chan T).
 template <class T>
-class Channel {
+class Channel : public detail::ChanHandle<T> {
 public:
-    using value_type = T;
-
     // Channel() makes an unbuffered channel (make(chan T)).
     Channel() : Channel(0) {}
     // Channel(cap) makes a channel with room for cap values; 0 is unbuffered (make(chan T, cap)).
-    explicit Channel(std::size_t cap) : ref_(detail::Chan<T>::make(cap)) {}
+    explicit Channel(std::size_t cap) : detail::ChanHandle<T>(detail::Chan<T>::make(cap)) {}
     // nil() is the nil channel: every operation on it blocks forever; close() throws.
-    static Channel nil() noexcept { return Channel(detail::ChanRef<T>()); }
+    static Channel nil() noexcept { return Channel(NilTag{}); }
 
     // send() sends v, parking until a receiver takes it or the buffer has room (ch <- v).
     // Throws ChannelClosed if the channel is closed.
-    void send(T v) const { detail::chan_send<T>(ref_.get(), std::move(v)); }
+    void send(T v) const { detail::chan_send<T>(this->core(), std::move(v)); }
     // recv() receives a value, parking until one is available; nullopt once the channel is
     // closed and drained (v, ok := <-ch).
-    std::optional<T> recv() const { return detail::chan_recv<T>(ref_.get()); }
+    std::optional<T> recv() const { return detail::chan_recv<T>(this->core()); }
     // close() closes the channel: receivers drain what is buffered, then see nullopt; blocked
     // senders throw ChannelClosed. Throws ChannelClosed if already closed or nil.
-    void close() const { detail::closechan(ref_.get()); }
-
-    // size() is the number of buffered values (len(ch)); capacity() is cap(ch).
-    std::size_t size() const noexcept {
-        auto* c = ref_.get();
-        return c ? c->qcount.load(std::memory_order_relaxed) : 0;
-    }
-    std::size_t capacity() const noexcept { return ref_.get() ? ref_.get()->cap : 0; }
+    void close() const { detail::closechan(this->core()); }
 
     // begin()/end() range over received values until the channel is closed and drained.
-    detail::RecvIterator<T> begin() const { return detail::RecvIterator<T>(ref_.get()); }
+    detail::RecvIterator<T> begin() const { return detail::RecvIterator<T>(this->core()); }
     detail::RecvIterator<T> end() const noexcept { return {}; }
 
-    bool operator==(const Channel& o) const noexcept { return ref_.get() == o.ref_.get(); }
-
-    detail::ChanBase* core() const noexcept { return ref_.get(); }
+    bool operator==(const Channel& o) const noexcept { return this->core() == o.core(); }
 
 private:
-    explicit Channel(detail::ChanRef<T> r) noexcept : ref_(std::move(r)) {}
-    friend class SendChannel<T>;
-    friend class RecvChannel<T>;
-    detail::ChanRef<T> ref_;
+    struct NilTag {};
+    explicit Channel(NilTag) noexcept {}
 };
 
 // SendChannel<T> is the send-only view of a channel (chan<- T): send, close, size, capacity.
 template <class T>
-class SendChannel {
+class SendChannel : public detail::ChanHandle<T> {
 public:
-    using value_type = T;
-
     SendChannel() noexcept = default;  // the nil channel
-    SendChannel(const Channel<T>& c) noexcept : ref_(c.ref_) {}  // NOLINT: implicit, as in Go
+    SendChannel(const Channel<T>& c) noexcept : detail::ChanHandle<T>(c) {}  // implicit, as in Go
 
-    void send(T v) const { detail::chan_send<T>(ref_.get(), std::move(v)); }
-    void close() const { detail::closechan(ref_.get()); }
-    std::size_t size() const noexcept {
-        auto* c = ref_.get();
-        return c ? c->qcount.load(std::memory_order_relaxed) : 0;
-    }
-    std::size_t capacity() const noexcept { return ref_.get() ? ref_.get()->cap : 0; }
-    bool operator==(const SendChannel& o) const noexcept { return ref_.get() == o.ref_.get(); }
-
-    detail::ChanBase* core() const noexcept { return ref_.get(); }
-
-private:
-    detail::ChanRef<T> ref_;
+    void send(T v) const { detail::chan_send<T>(this->core(), std::move(v)); }
+    void close() const { detail::closechan(this->core()); }
+    bool operator==(const SendChannel& o) const noexcept { return this->core() == o.core(); }
 };
 
 // RecvChannel<T> is the receive-only view of a channel (<-chan T): recv, range, size, capacity.
 template <class T>
-class RecvChannel {
+class RecvChannel : public detail::ChanHandle<T> {
 public:
-    using value_type = T;
-
     RecvChannel() noexcept = default;  // the nil channel
-    RecvChannel(const Channel<T>& c) noexcept : ref_(c.ref_) {}  // NOLINT: implicit, as in Go
+    RecvChannel(const Channel<T>& c) noexcept : detail::ChanHandle<T>(c) {}  // implicit, as in Go
 
-    std::optional<T> recv() const { return detail::chan_recv<T>(ref_.get()); }
-    std::size_t size() const noexcept {
-        auto* c = ref_.get();
-        return c ? c->qcount.load(std::memory_order_relaxed) : 0;
-    }
-    std::size_t capacity() const noexcept { return ref_.get() ? ref_.get()->cap : 0; }
-    detail::RecvIterator<T> begin() const { return detail::RecvIterator<T>(ref_.get()); }
+    std::optional<T> recv() const { return detail::chan_recv<T>(this->core()); }
+    detail::RecvIterator<T> begin() const { return detail::RecvIterator<T>(this->core()); }
     detail::RecvIterator<T> end() const noexcept { return {}; }
-    bool operator==(const RecvChannel& o) const noexcept { return ref_.get() == o.ref_.get(); }
-
-    detail::ChanBase* core() const noexcept { return ref_.get(); }
-
-private:
-    detail::ChanRef<T> ref_;
+    bool operator==(const RecvChannel& o) const noexcept { return this->core() == o.core(); }
 };
 
 }  // namespace goro
