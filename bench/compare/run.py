@@ -5,7 +5,8 @@ Builds the three peers (goro's with the project's CMake in Release at -O2, Go's 
 Boost.Fiber's with its own small CMake project), runs every workload on every peer interleaved
 (goro, Go, Boost.Fiber, goro, Go, ...) so that a slow stretch of a shared machine hits all
 three alike, takes the median of each, and writes the table with the targets marked met or not.
-bench/compare/micro.md, the per-operation comparison that micro.py writes, is appended as it is.
+bench/compare/notes.md (what was profiled and tried, kept by hand) and bench/compare/micro.md,
+the per-operation comparison that micro.py writes, are appended as they are.
 
     bench/compare/run.py                      # everything, 5 runs each
     bench/compare/run.py --reps 3 --workloads skynet spawn --no-install
@@ -44,6 +45,7 @@ TARGETS = {"skynet": 0.5, "spawn": 0.5, "pingpong": 0.5, "buffered": 1.0, "mpmc"
 GO_CANDIDATES = ["/usr/lib/go-1.19/bin/go", "go"]
 # The per-operation micro-benchmarks (bench/compare/micro.py), appended to the output as they are.
 MICRO = ROOT / "bench" / "compare" / "micro.md"
+NOTES = ROOT / "bench" / "compare" / "notes.md"
 
 
 def log(msg):
@@ -322,8 +324,9 @@ def main():
     results = measure(exes, args.workloads, args.reps, args.timeout)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     text = render(info, results, args.reps, peers)
-    if MICRO.exists():  # micro.py's section, which this file would otherwise lose
-        text = text.rstrip("\n") + "\n\n" + MICRO.read_text()
+    for extra in (NOTES, MICRO):  # hand-kept and micro.py's sections, not measured here
+        if extra.exists():
+            text = text.rstrip("\n") + "\n\n" + extra.read_text()
     args.output.write_text(text)
     log(f"wrote {args.output}")
     failed = any(failures(runs) for res in results.values() for runs in res.values())
