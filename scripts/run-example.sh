@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 name=${1:-chat_hub}
 [ $# -gt 0 ] && shift
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGORO_BUILD_EXAMPLES=ON >/dev/null
 cmake --build build -j "$(nproc)" --target "example_$name"
 exec "build/examples/example_$name" "$@"

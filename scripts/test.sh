@@ -9,7 +9,8 @@ jobs=$(nproc)
 run() {  # run <build-dir> <sanitizer> [cmake options...]
     local dir=$1 san=$2
     shift 2
-    cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGORO_SANITIZE="$san" "$@" >/dev/null
+    cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGORO_SANITIZE="$san" \
+          -DGORO_BUILD_TESTS=ON -DGORO_BUILD_EXAMPLES=ON "$@" >/dev/null
     cmake --build "$dir" -j "$jobs"
     (cd "$dir" && ctest --output-on-failure -j "$jobs")
 }
