@@ -21,9 +21,10 @@
 //
 // Reuse. Stacks are kept in a per-worker pool (no lock, LIFO so the top page is warm) and a
 // shared pool behind it. A stack whose goroutine was seen deep (its saved stack pointer went
-// below the top page at some switch) gives its lower pages back with madvise before reuse, and
-// so does every stack that moves on to the shared pool; a worker's pool of 64 bounds what deep
-// but unseen stacks can keep committed. Past the pools, a stack is released whole
+// below the top page at some switch) gives its lower pages back with madvise before reuse.
+// Depth is sampled at switches only, so a goroutine that recursed deeply between two keeps its
+// pages while its stack sits in a pool: the pools' sizes (64 per worker, 1,024 shared) bound
+// that. Past the pools, stacks give all their memory back, in sorted batches. Past the pools, a stack is released whole
 // (madvise) to the free list of its kind; address space is never unmapped.
 //
 // Rejected: segmented stacks (every call would need a check, and C++ code cannot be
@@ -34,6 +35,7 @@
 
 #include "goro/detail/platform.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <fstream>
 #include <new>
@@ -87,10 +89,12 @@ public:
                 shared_.pop_back();
                 return s;
             }
-            if (!free_.empty()) {
-                Stack s = free_.back();
-                free_.pop_back();
-                return s;
+            for (std::vector<Stack>* v : {&pending_, &free_}) {
+                if (!v->empty()) {
+                    Stack s = v->back();
+                    v->pop_back();
+                    return s;
+                }
             }
             base = carve_locked();
             // Guard pages split mappings, and split mappings are never merged back: count them.
@@ -110,19 +114,29 @@ public:
         ::madvise(s.bottom(), s.size - 2 * page_size(), MADV_DONTNEED);
     }
 
-    // release() takes a stack that the per-worker pool had no room for. Depth is only sampled
-    // at switches (a goroutine may have recursed deeply between two), so stacks leaving a
-    // worker's pool are trimmed whatever their flag said: the worker pools bound what an
-    // unseen deep stack can hold, the shared pool holds one page per stack.
+    // release() takes a stack that the per-worker pool had no room for. Past the shared pool,
+    // stacks give all their memory back, in batches: a burst of exits (100,000 goroutines that
+    // were parked at once) must not cost a system call each. Stacks carved one after another
+    // from an arena are adjacent, so a sorted batch merges into a few madvise calls.
     void release(Stack s) noexcept {
-        trim(s);
         std::lock_guard<Lock> g(mu_);
         if (shared_.size() < shared_cap) {
             shared_.push_back(s);
             return;
         }
-        ::madvise(s.bottom(), s.size - page_size(), MADV_DONTNEED);
-        free_.push_back(s);
+        pending_.push_back(s);
+        if (pending_.size() < release_batch) return;
+        std::sort(pending_.begin(), pending_.end(),
+                  [](const Stack& a, const Stack& b) { return a.base < b.base; });
+        for (std::size_t i = 0; i < pending_.size();) {
+            std::size_t j = i + 1;
+            while (j < pending_.size() && pending_[j].base == pending_[j - 1].top()) ++j;
+            // One run of adjacent stacks; hard guard pages in it stay PROT_NONE.
+            ::madvise(pending_[i].base, pending_[j - 1].top() - pending_[i].base, MADV_DONTNEED);
+            i = j;
+        }
+        free_.insert(free_.end(), pending_.begin(), pending_.end());
+        pending_.clear();
     }
 
     // in_guard() tells whether addr lies in the hard guard page of some stack (for the SIGSEGV
@@ -134,6 +148,7 @@ public:
 
 private:
     static constexpr std::size_t shared_cap = 1024;
+    static constexpr std::size_t release_batch = 256;
     static constexpr std::size_t arena_stacks = 64;
 
     char* carve_locked() {
@@ -158,6 +173,7 @@ private:
     Lock mu_;
     std::size_t live_guarded_ = 0;     // stacks ever given a hard guard; guarded by mu_
     std::vector<Stack> shared_;        // guarded by mu_
+    std::vector<Stack> pending_;       // released stacks awaiting a batched madvise; mu_
     std::vector<Stack> free_;          // released stacks, memory given back; guarded by mu_
     char* arena_next_ = nullptr;       // guarded by mu_
     char* arena_end_ = nullptr;        // guarded by mu_
@@ -172,8 +188,8 @@ public:
     }
     // put() recycles s; deep says the goroutine was seen using more than the top page.
     void put(StackAllocator& a, Stack s, bool deep) noexcept {
+        if (deep) a.trim(s);
         if (n_ < cap) {
-            if (deep) a.trim(s);
             slots_[n_++] = s;
             return;
         }
