@@ -27,8 +27,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+import run  # the side-by-side harness beside this file: shared helpers
+from run import log, output, sh
+
 ROOT = Path(__file__).resolve().parents[2]
-GO_CANDIDATES = ["/usr/lib/go-1.19/bin/go", "go"]
 SECTION = "## Micro-benchmarks (per operation)"
 LOAD = "Load average (1, 5, 15 min) before / after"
 
@@ -63,29 +65,11 @@ SWITCH = [
 GO_HELPERS = ["benchmarkChanSync", "benchmarkChanProdCons", "localWork"]
 
 
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-def sh(cmd, **kw):
-    log("+ " + " ".join(str(c) for c in cmd))
-    return subprocess.run([str(c) for c in cmd], check=True, **kw)
-
-
-def output(cmd, **kw):
-    try:
-        return subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
-                              check=True, **kw).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
-
-
 def go_binary():
-    for c in GO_CANDIDATES:
-        path = shutil.which(c)
-        if path:
-            return path
-    sys.exit("micro.py: no Go (GORO_WITH_PEERS=1 scripts/install-deps.sh installs it)")
+    go = run.go_binary()
+    if not go:
+        sys.exit("micro.py: no Go (GORO_WITH_PEERS=1 scripts/install-deps.sh installs it)")
+    return go
 
 
 def loadavg():

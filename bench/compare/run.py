@@ -54,13 +54,13 @@ def log(msg):
 
 def sh(cmd, **kw):
     log("+ " + " ".join(str(c) for c in cmd))
-    subprocess.run([str(c) for c in cmd], check=True, **kw)
+    return subprocess.run([str(c) for c in cmd], check=True, **kw)
 
 
 def output(cmd, **kw):
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, check=True,
-                              **kw).stdout.strip()
+        return subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
+                              check=True, **kw).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return ""
 
