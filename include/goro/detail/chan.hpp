@@ -179,8 +179,8 @@ inline void send_to(ChanBase* c, Waiter* w, void* src) noexcept {
     Scheduler::instance().ready(w->parker);
 }
 
-// recv_from() completes a receive from sender w, found in sendq (recv in chan.go). Unlocks c.
-inline void recv_from(ChanBase* c, Waiter* w, void* dst) noexcept {
+// take_from_sender() moves a value to dst from sender w, found in sendq, with c locked.
+inline void take_from_sender(ChanBase* c, Waiter* w, void* dst) noexcept {
     if (c->cap == 0) {
         c->hand(dst, w->elem);
     } else {
@@ -191,6 +191,11 @@ inline void recv_from(ChanBase* c, Waiter* w, void* dst) noexcept {
         c->sendx = c->recvx;
     }
     w->success = true;
+}
+
+// recv_from() completes a receive from sender w, found in sendq (recv in chan.go). Unlocks c.
+inline void recv_from(ChanBase* c, Waiter* w, void* dst) noexcept {
+    take_from_sender(c, w, dst);
     c->lock.unlock();
     Scheduler::instance().ready(w->parker);
 }
@@ -408,16 +413,7 @@ inline SelectResult selectgo(SelectCase* cases, Waiter* waiters, std::uint16_t* 
             }
         } else {
             if (Waiter* w = dequeue(c->sendq)) {
-                // recv_from() unlocks only c: do the transfer here and unlock everything.
-                if (c->cap == 0) {
-                    c->hand(sc.elem, w->elem);
-                } else {
-                    c->buf_take(c, c->recvx, sc.elem);
-                    c->buf_put(c, c->recvx, w->elem);
-                    c->recvx = (c->recvx + 1) % c->cap;
-                    c->sendx = c->recvx;
-                }
-                w->success = true;
+                take_from_sender(c, w, sc.elem);
                 sel_unlock(cases, lockorder, norder);
                 Scheduler::instance().ready(w->parker);
                 return {i, true};

@@ -121,7 +121,6 @@ struct G : Parker {
     void (*free)(G*) = nullptr;    // frees the allocation (on the scheduler stack)
     bool deep = false;             // saved sp was seen below the top page of its stack
     EhGlobals eh;                  // caught exceptions while switched out
-    void* param = nullptr;         // set by the waker, read after wake-up (Go's g.param)
 #if GORO_ASAN
     void* asan_fake = nullptr;
 #endif
@@ -206,9 +205,9 @@ struct alignas(64) Worker {
     bool spinning = false;
     StackPool stacks;
     std::uint64_t goid_next = 0, goid_end = 0;  // a batch of goroutine ids (Go's goidcache)
-    std::int64_t created = 0;                   // goroutines created here...
-    std::atomic<std::int64_t> exited{0};        // ...and exited here (num_goroutine sums them)
-    std::atomic<std::int64_t> created_pub{0};
+    // Goroutines created and exited here (num_goroutine sums them); written by the owner only.
+    std::atomic<std::int64_t> created{0};
+    std::atomic<std::int64_t> exited{0};
 
     EhGlobals* eh = nullptr;        // this thread's caught-exception state
     G* prev = nullptr;              // the G that left in a direct switch
@@ -503,8 +502,7 @@ inline void Scheduler::spawn(G* g) {
     if (w && w->sched != this) w = nullptr;
     g->id = new_goid(w);
     if (w) {
-        ++w->created;
-        w->created_pub.store(w->created, std::memory_order_relaxed);
+        w->created.store(w->created.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
         runq_put(w, g, true);
     } else {
         ext_created_.fetch_add(1, std::memory_order_relaxed);
@@ -517,7 +515,7 @@ inline std::size_t Scheduler::num_goroutine() const noexcept {
     std::int64_t n = ext_created_.load(std::memory_order_relaxed);
     int nw = nworkers_.load(std::memory_order_acquire);
     for (int i = 0; i < nw; ++i) {
-        n += workers_[i]->created_pub.load(std::memory_order_relaxed);
+        n += workers_[i]->created.load(std::memory_order_relaxed);
         n -= workers_[i]->exited.load(std::memory_order_relaxed);
     }
     return n > 0 ? static_cast<std::size_t>(n) : 0;

@@ -21,7 +21,6 @@ struct Waiter {
     std::uint32_t ticket = 0;   // semaphores: 1 when the token was handed off; conds: the ticket
     SelectState* select = nullptr;  // set when the waiter is one case of a select
     int case_index = -1;            // which case, for select
-    void* owner = nullptr;          // select: the channel this waiter is queued on
 };
 
 // WaitQueue is a doubly linked FIFO of waiters (Go's waitq); O(1) removal from the middle.
