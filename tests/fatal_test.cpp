@@ -2,6 +2,7 @@
 // their exit status and what they print on stderr. A scenario that hangs (a deadlock that was
 // not detected) is killed after a generous limit and fails its test.
 #include <catch2/catch.hpp>
+#include <goro/detail/platform.hpp>
 
 #include <fcntl.h>
 #include <poll.h>
@@ -198,4 +199,28 @@ TEST_CASE("fatal: no false deadlock while a worker beyond GOMAXPROCS still runs 
 
 TEST_CASE("fatal: main may return while goroutines are parked", "[fatal]") {
     check_ok("ok_main_returns_with_parked_goroutines");
+}
+
+TEST_CASE("fatal: objects only parked goroutines reference are not leaks (LeakSanitizer)",
+          "[fatal][lsan]") {
+    Outcome o = run("ok_parked_goroutines_keep_their_objects");
+    INFO("stderr:\n" << o.err);
+    CHECK(o.exited);
+    CHECK(o.status == 0);
+    CHECK(contains(o.out, "ok"));
+    CHECK_FALSE(contains(o.err, "LeakSanitizer"));
+}
+
+TEST_CASE("fatal: a goroutine's true leak is still found (LeakSanitizer)", "[fatal][lsan]") {
+    Outcome o = run("leak_in_goroutine");
+    INFO("stderr:\n" << o.err);
+    CHECK(o.exited);
+    CHECK(contains(o.out, "ok"));
+#if GORO_ASAN
+    CHECK(o.status != 0);
+    CHECK(contains(o.err, "LeakSanitizer: detected memory leaks"));
+    CHECK(contains(o.err, "leak_once"));
+#else
+    CHECK(o.status == 0);
+#endif
 }

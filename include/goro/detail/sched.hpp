@@ -70,6 +70,7 @@
 
 #if GORO_ASAN
 #include <sanitizer/common_interface_defs.h>
+#include <sanitizer/lsan_interface.h>
 #endif
 #if GORO_TSAN
 #include <sanitizer/tsan_interface.h>
@@ -123,6 +124,8 @@ struct G : Parker {
     EhGlobals eh;                  // caught exceptions while switched out
 #if GORO_ASAN
     void* asan_fake = nullptr;
+    G* lsan_prev = nullptr;        // the started, unfinished Gs; guarded by Scheduler::lsan_mu_
+    G* lsan_next = nullptr;
 #endif
 };
 
@@ -228,6 +231,7 @@ struct alignas(64) Worker {
     void* asan_fake = nullptr;
     const void* g0_bottom = nullptr;
     std::size_t g0_size = 0;
+    std::atomic<char*> lsan_stack{nullptr};  // base of the running G's stack (lsan_at_exit)
 #endif
 #if GORO_TSAN
     void* tsan_g0 = nullptr;
@@ -390,6 +394,13 @@ private:
     std::atomic<int> ntimers_{0};                  // pending timers, all heaps
     std::atomic<int> nblocking_{0};                // blocking() calls and I/O waits in flight
     std::atomic<int> nblocked_threads_{0};         // plain threads parked in park()
+
+#if GORO_ASAN
+    void lsan_at_exit() noexcept;
+    std::atomic<bool> lsan_exit_{false};           // exit began: no G may start running
+    Lock lsan_mu_;
+    G* lsan_gs_ = nullptr;                         // Gs that have a stack; guarded by lsan_mu_
+#endif
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -455,6 +466,10 @@ inline void Scheduler::ensure_started() {
     std::lock_guard<Lock> g(mu_);
     if (started_.load(std::memory_order_relaxed)) return;
     install_overflow_handler();
+#if GORO_ASAN
+    // LSan's exit-time check was registered with atexit before main; this one runs first.
+    std::atexit([] { instance_.load(std::memory_order_acquire)->lsan_at_exit(); });
+#endif
     start_workers_locked(gomaxprocs());
     started_.store(true, std::memory_order_release);
 }
@@ -934,6 +949,14 @@ inline void Scheduler::prepare(Worker* w, G* g) {
         fatal("out of memory allocating goroutine stack (address space exhausted)");
     }
     g->context = ctx::make_fcontext(g->stack.top(), g->stack.size - page_size(), &g_entry);
+#if GORO_ASAN
+    {
+        std::lock_guard<Lock> l(lsan_mu_);
+        g->lsan_next = lsan_gs_;
+        if (lsan_gs_) lsan_gs_->lsan_prev = g;
+        lsan_gs_ = g;
+    }
+#endif
 #if GORO_TSAN
     // TSan counts fibers as threads (at most 8,128 alive, with a quarantine on reuse): a fiber
     // belongs to a stack and is recycled with it, rather than made per goroutine.
@@ -947,6 +970,11 @@ inline void Scheduler::execute(Worker* w, G* g) {
     g->m = w;
     ++w->schedtick;
 #if GORO_ASAN
+    // Paired with lsan_at_exit: either it sees this stack as running or this worker sees that
+    // exit began, and then stops for good (the process is ending; Go would not run g either).
+    w->lsan_stack.store(g->stack.base, std::memory_order_seq_cst);
+    if (GORO_UNLIKELY(lsan_exit_.load(std::memory_order_seq_cst)))
+        for (;;) ::pause();
     __sanitizer_start_switch_fiber(&w->asan_fake, g->stack.bottom(),
                                    g->stack.size - page_size());
 #endif
@@ -956,12 +984,38 @@ inline void Scheduler::execute(Worker* w, G* g) {
     ctx::transfer_t t = ctx::jump_fcontext(g->context, w);
 #if GORO_ASAN
     __sanitizer_finish_switch_fiber(w->asan_fake, nullptr, nullptr);
+    w->lsan_stack.store(nullptr, std::memory_order_relaxed);
 #endif
     // The G that came back is the current one: g may have switched directly to others.
     G* out = w->curg;
     w->curg = nullptr;
     after_switch(w, out, t.fctx);
 }
+
+#if GORO_ASAN
+// lsan_at_exit() runs at exit, just before LeakSanitizer's check, and makes the live part of
+// every goroutine stack a root for it: LSan scans thread stacks, not fibers' (without this, an
+// object only a parked goroutine references, like a hub that lives for the rest of the
+// process, is reported as leaked). From here on no goroutine starts running (execute), so the
+// stacks hold still. A switched-out G is live from its saved stack pointer up; a G running now
+// is registered whole. Stacks of finished goroutines are not scanned: a stale pointer there
+// would hide a leak. Sanitizer builds never switch G to G directly: execute() is the only way in.
+inline void Scheduler::lsan_at_exit() noexcept {
+    lsan_exit_.store(true, std::memory_order_seq_cst);
+    int n = nworkers_.load(std::memory_order_acquire);
+    std::size_t usable = stacks_.stack_size() - page_size();
+    for (int i = 0; i < n; ++i) {
+        char* base = workers_[i]->lsan_stack.load(std::memory_order_seq_cst);
+        if (base) __lsan_register_root_region(base + page_size(), usable);
+    }
+    std::lock_guard<Lock> l(lsan_mu_);
+    for (G* g = lsan_gs_; g; g = g->lsan_next) {
+        char* sp = static_cast<char*>(g->context);
+        if (sp > g->stack.bottom() && sp < g->stack.top())
+            __lsan_register_root_region(sp, g->stack.top() - sp);
+    }
+}
+#endif
 
 // direct_next() is the G to switch to directly from a G that parks or exits, if any.
 inline G* Scheduler::direct_next(Worker* w) {
@@ -995,6 +1049,13 @@ inline void Scheduler::after_switch(Worker* w, G* g, ctx::fcontext_t from) {
     Worker::Action a = w->action;
     w->action = Worker::Action::none;
     if (a == Worker::Action::exit) {
+#if GORO_ASAN
+        {
+            std::lock_guard<Lock> l(lsan_mu_);
+            (g->lsan_prev ? g->lsan_prev->lsan_next : lsan_gs_) = g->lsan_next;
+            if (g->lsan_next) g->lsan_next->lsan_prev = g->lsan_prev;
+        }
+#endif
         w->stacks.put(stacks_, g->stack, g->deep);
         g->free(g);
         w->exited.store(w->exited.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
