@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <thread>
@@ -177,7 +178,10 @@ int ok_main_returns_with_parked_goroutines() {
     // As in Go, goroutines still parked when main returns do not keep the process alive.
     // What they use must outlive main's frame (Go's escape analysis would heap-allocate it):
     // a goroutine may still be entering never.wait() while exit() reuses main's stack.
-    static goro::WaitGroup never, started;
+    // Static storage is not enough: its destructors run at exit, under goroutines still
+    // inside wait() or done(). These are never destroyed.
+    static auto& never = *new goro::WaitGroup;
+    static auto& started = *new goro::WaitGroup;
     never.add(1);
     started.add(10);
     for (int i = 0; i < 10; ++i)
@@ -195,11 +199,13 @@ int ok_main_returns_with_parked_goroutines() {
 GORO_NOINLINE void use(std::vector<int>* v) { asm volatile("" : : "r"(v) : "memory"); }
 
 int ok_parked_goroutines_keep_their_objects() {
-    static goro::Channel<int> never;
-    static goro::WaitGroup started;
+    // Each goroutine holds its own handle of the channel, as a Go closure would; the WaitGroup
+    // is never destroyed, since a goroutine may still be in done() when main returns.
+    goro::Channel<int> never;
+    static auto& started = *new goro::WaitGroup;
     started.add(100);
     for (int i = 0; i < 100; ++i)
-        goro::go([] {
+        goro::go([never] {
             auto* kept = new std::vector<int>(64, 7);  // referenced from this stack alone
             started.done();
             never.recv();
@@ -227,6 +233,65 @@ int leak_in_goroutine() {
     std::puts("ok");
     std::fflush(stdout);  // LSan's report ends the process before stdio is flushed
     return 0;
+}
+
+// Stack overflow. Small stacks keep the recursion short; the sizes must be set before the
+// runtime starts, which is at the first go().
+void small_stacks(bool hard_guards) {
+    ::setenv("GORO_STACK_SIZE", "64K", 1);
+    if (!hard_guards) ::setenv("GORO_STACK_HARD_GUARDS", "0", 1);
+}
+
+// recurse() uses about 600 bytes of stack a level until `stop` says enough.
+template <class Stop>
+GORO_NOINLINE int recurse(const char* first, Stop stop) {
+    volatile char frame[512];
+    for (std::size_t i = 0; i < sizeof frame; ++i) frame[i] = static_cast<char>(i | 1);
+    if (stop(first - const_cast<const char*>(&frame[0]))) return frame[7];
+    return recurse(first, stop) + frame[11];
+}
+
+int overflow_hard_guard() {
+    small_stacks(true);
+    goro::WaitGroup wg;
+    wg.add(1);
+    goro::go([&] {
+        char first = 0;
+        recurse(&first, [](std::ptrdiff_t) { return false; });  // until the guard page
+        wg.done();
+    });
+    wg.wait();
+    std::puts("not reached");
+    return 0;
+}
+
+// dive() runs a goroutine that recurses `depth` bytes down its stack, comes back up, and
+// switches; then main says "ok".
+int dive(std::ptrdiff_t depth) {
+    goro::WaitGroup wg;
+    wg.add(1);
+    goro::go([&] {
+        char first = 0;
+        recurse(&first, [depth](std::ptrdiff_t d) { return d > depth; });
+        goro::yield();
+        wg.done();
+    });
+    wg.wait();
+    std::puts("ok");
+    return 0;
+}
+
+int overflow_soft_guard() {
+    // No hard guard: the goroutine writes into its soft guard page, comes back up, and is
+    // caught at its next switch by the canary (the soft guard's top word is no longer zero).
+    small_stacks(false);
+    return dive(64 * 1024 + 1024);
+}
+
+int ok_deep_recursion_within_stack() {
+    // The same recursion to just short of the stack's end is no overflow.
+    small_stacks(false);
+    return dive(48 * 1024);
 }
 
 void shrink_while_running(std::chrono::milliseconds first, std::chrono::milliseconds second) {
@@ -279,6 +344,9 @@ const Scenario scenarios[] = {
     {"ok_main_returns_with_parked_goroutines", ok_main_returns_with_parked_goroutines},
     {"ok_parked_goroutines_keep_their_objects", ok_parked_goroutines_keep_their_objects},
     {"leak_in_goroutine", leak_in_goroutine},
+    {"overflow_hard_guard", overflow_hard_guard},
+    {"overflow_soft_guard", overflow_soft_guard},
+    {"ok_deep_recursion_within_stack", ok_deep_recursion_within_stack},
     {"ok_gomaxprocs_shrinks_under_running_goroutines",
      ok_gomaxprocs_shrinks_under_running_goroutines},
 };

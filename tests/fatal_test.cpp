@@ -224,3 +224,17 @@ TEST_CASE("fatal: a goroutine's true leak is still found (LeakSanitizer)", "[fat
     CHECK(o.status == 0);
 #endif
 }
+
+TEST_CASE("fatal: running off a goroutine's stack hits the guard page and is reported",
+          "[fatal][overflow]") {
+    check_fatal("overflow_hard_guard", "stack overflow (stack size 65536)");
+}
+
+TEST_CASE("fatal: without a hard guard, the soft guard's canary reports the overflow",
+          "[fatal][overflow]") {
+    check_fatal("overflow_soft_guard", "stack overflow (stack size 65536)");
+}
+
+TEST_CASE("fatal: deep recursion that stays within the stack is no overflow", "[fatal][overflow]") {
+    check_ok("ok_deep_recursion_within_stack");
+}

@@ -1048,6 +1048,20 @@ inline ctx::transfer_t Scheduler::on_top(ctx::transfer_t t) noexcept {
 inline void Scheduler::after_switch(Worker* w, G* g, ctx::fcontext_t from) {
     Worker::Action a = w->action;
     w->action = Worker::Action::none;
+    // Overflow checks, before anything reuses the stack: the saved stack pointer, and the
+    // soft guard's top word, which stays zero unless the goroutine ran into it (even if it has
+    // come back up since). Hard-guarded stacks fault at once instead.
+    char* sp = static_cast<char*>(from);
+    bool deep = sp < g->stack.top() - page_size();
+    if (deep) g->deep = true;
+    if (GORO_UNLIKELY((deep && sp < g->stack.bottom() + 256) ||
+                      (!g->stack.guarded &&
+                       *reinterpret_cast<const std::uint64_t*>(g->stack.bottom() - 8) != 0))) {
+        char msg[96];
+        std::snprintf(msg, sizeof msg, "goroutine %llu: stack overflow (stack size %zu)",
+                      static_cast<unsigned long long>(g->id), g->stack.size - page_size());
+        fatal(msg);
+    }
     if (a == Worker::Action::exit) {
 #if GORO_ASAN
         {
@@ -1062,19 +1076,6 @@ inline void Scheduler::after_switch(Worker* w, G* g, ctx::fcontext_t from) {
         return;
     }
     g->context = from;
-    // Overflow checks: the saved stack pointer, and the soft guard page of arena stacks.
-    char* sp = static_cast<char*>(from);
-    if (sp < g->stack.top() - page_size()) {
-        g->deep = true;
-        if (GORO_UNLIKELY(sp < g->stack.bottom() + 256 ||
-                          (!g->stack.guarded &&
-                           *reinterpret_cast<const std::uint64_t*>(g->stack.bottom() - 8) != 0))) {
-            char msg[96];
-            std::snprintf(msg, sizeof msg, "goroutine %llu: stack overflow (stack size %zu)",
-                          static_cast<unsigned long long>(g->id), g->stack.size - page_size());
-            fatal(msg);
-        }
-    }
     if (a == Worker::Action::park) {
         if (!w->unlock.fn(w->unlock.arg)) runq_put(w, g, true);
     } else if (a == Worker::Action::yield) {

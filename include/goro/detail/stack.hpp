@@ -15,9 +15,10 @@
 // (the mprotect splits the arena's mapping), so a million parked goroutines cannot all be
 // guarded. Past a budget of a quarter of vm.max_map_count, stacks keep a "soft guard": mapped
 // but never legitimately written, so it stays zero and uncommitted. The scheduler checks its
-// top words and the saved stack pointer at every switch through the scheduling loop
-// (check_overflow), which detects an overflow after the fact where the hard guard catches it
-// as it happens.
+// top word and the saved stack pointer at every switch (Scheduler::after_switch, exits
+// included, so a stack is never reused with a dirty guard), which detects an overflow after
+// the fact where the hard guard catches it as it happens. GORO_STACK_HARD_GUARDS sets the
+// budget (0: soft guards only).
 //
 // Reuse. Stacks are kept in a per-worker pool (no lock, LIFO so the top page is warm) and a
 // shared pool behind it. A stack whose goroutine was seen deep (its saved stack pointer went
@@ -68,7 +69,8 @@ public:
         std::size_t maps = 65530;
         std::ifstream f("/proc/sys/vm/max_map_count");
         if (f) f >> maps;
-        guarded_budget_ = maps / 4;
+        // GORO_STACK_HARD_GUARDS overrides the budget (0: soft guards only, for tests).
+        guarded_budget_ = env_size("GORO_STACK_HARD_GUARDS", maps / 4);
         std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
         std::string mode;
         if (thp) std::getline(thp, mode);
