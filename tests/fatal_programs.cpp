@@ -3,6 +3,7 @@
 // each as a subprocess: `fatal_programs <scenario>`.
 #include <goro/channel.hpp>
 #include <goro/go.hpp>
+#include <goro/select.hpp>
 #include <goro/sync.hpp>
 #include <goro/time.hpp>
 
@@ -11,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -294,6 +296,56 @@ int ok_deep_recursion_within_stack() {
     return dive(48 * 1024);
 }
 
+// det_trace() prints the order in which goroutines took turns: under GORO_SCHED_SEED, a
+// function of the seed. One root goroutine makes the others, so that main, a plain thread
+// that the scheduler does not order, only starts the program and waits for its end.
+int det_trace() {
+    static auto& mu = *new goro::Mutex;
+    static auto& trace = *new std::string;
+    auto note = [](char c) {
+        std::lock_guard<goro::Mutex> lock(mu);
+        trace += c;
+    };
+    goro::WaitGroup done;
+    done.add(1);
+    goro::go([&] {
+        goro::WaitGroup wg;
+        goro::Channel<int> a, b;
+        wg.add(6);
+        for (int i = 0; i < 4; ++i)
+            goro::go([&, i] {
+                for (int r = 0; r < 4; ++r) {
+                    note(static_cast<char>('a' + i));
+                    goro::yield();
+                }
+                wg.done();
+            });
+        goro::go([&] {  // sends 8 values, each on whichever of a and b select picks
+            for (int v = 0; v < 8; ++v)
+                goro::select(goro::send(a, v, [&] { note('<'); }),
+                             goro::send(b, v, [&] { note('>'); }));
+            a.close();
+            b.close();
+            wg.done();
+        });
+        goro::go([&] {
+            bool open_a = true, open_b = true;
+            while (open_a || open_b) {
+                if (open_a) open_a = a.recv().has_value();
+                if (open_b) open_b = b.recv().has_value();
+                note('.');
+            }
+            wg.done();
+        });
+        wg.wait();
+        done.done();
+    });
+    done.wait();
+    std::printf("seed %llu trace %s\n", static_cast<unsigned long long>(goro::sched_seed()),
+                trace.c_str());
+    return 0;
+}
+
 void shrink_while_running(std::chrono::milliseconds first, std::chrono::milliseconds second) {
     goro::set_gomaxprocs(2);
     goro::WaitGroup wg, started;
@@ -344,6 +396,7 @@ const Scenario scenarios[] = {
     {"ok_main_returns_with_parked_goroutines", ok_main_returns_with_parked_goroutines},
     {"ok_parked_goroutines_keep_their_objects", ok_parked_goroutines_keep_their_objects},
     {"leak_in_goroutine", leak_in_goroutine},
+    {"det_trace", det_trace},
     {"overflow_hard_guard", overflow_hard_guard},
     {"overflow_soft_guard", overflow_soft_guard},
     {"ok_deep_recursion_within_stack", ok_deep_recursion_within_stack},

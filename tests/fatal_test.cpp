@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <string>
@@ -32,9 +33,11 @@ struct Outcome {
     std::string out, err;
 };
 
-// run() starts fatal_programs <scenario> with stdout and stderr on pipes, reads both until
-// the child closes them, and reaps it; past `limit` it kills the child.
-Outcome run(const std::string& scenario, std::chrono::seconds limit = std::chrono::seconds(60)) {
+// run() starts fatal_programs <scenario> with stdout and stderr on pipes, and `env` (NAME=value)
+// added to its environment; it reads both until the child closes them, and reaps it; past
+// `limit` it kills the child.
+Outcome run(const std::string& scenario, const std::vector<std::string>& env = {},
+            std::chrono::seconds limit = std::chrono::seconds(60)) {
     Outcome o;
     int out[2], err[2];
     REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
@@ -45,8 +48,13 @@ Outcome run(const std::string& scenario, std::chrono::seconds limit = std::chron
     posix_spawn_file_actions_adddup2(&fa, err[1], 2);
     std::string path = GORO_FATAL_PROGRAMS;
     std::vector<char*> argv{path.data(), const_cast<char*>(scenario.c_str()), nullptr};
+    std::vector<std::string> vars(env);
+    for (char** e = environ; *e; ++e) vars.emplace_back(*e);  // the first of a name wins
+    std::vector<char*> envp;
+    for (std::string& v : vars) envp.push_back(v.data());
+    envp.push_back(nullptr);
     pid_t pid;
-    int rc = ::posix_spawn(&pid, path.c_str(), &fa, nullptr, argv.data(), environ);
+    int rc = ::posix_spawn(&pid, path.c_str(), &fa, nullptr, argv.data(), envp.data());
     posix_spawn_file_actions_destroy(&fa);
     ::close(out[1]);
     ::close(err[1]);
@@ -237,4 +245,52 @@ TEST_CASE("fatal: without a hard guard, the soft guard's canary reports the over
 
 TEST_CASE("fatal: deep recursion that stays within the stack is no overflow", "[fatal][overflow]") {
     check_ok("ok_deep_recursion_within_stack");
+}
+
+// Deterministic scheduling (GORO_SCHED_SEED): the same seed replays the same interleaving, and
+// other seeds give others.
+std::string trace_for(const std::string& seed) {
+    Outcome o = run("det_trace", {"GORO_SCHED_SEED=" + seed});
+    INFO("seed " << seed << "\nstderr:\n" << o.err << "\nstdout:\n" << o.out);
+    REQUIRE(o.exited);
+    REQUIRE(o.status == 0);
+    CHECK(contains(o.err, "goro: deterministic scheduling, GORO_SCHED_SEED="));
+    auto at = o.out.find("trace ");
+    REQUIRE(at != std::string::npos);
+    return o.out.substr(at);
+}
+
+TEST_CASE("deterministic scheduling replays an interleaving from its seed", "[fatal][det]") {
+    for (const char* seed : {"1", "42", "987654321"}) {
+        std::string first = trace_for(seed);
+        CHECK(first.size() > 30);  // 16 turns, 8 sends, 9 receive rounds
+        CHECK(trace_for(seed) == first);
+        CHECK(trace_for(seed) == first);
+    }
+}
+
+TEST_CASE("deterministic scheduling: different seeds give different interleavings",
+          "[fatal][det]") {
+    std::vector<std::string> traces;
+    for (int seed = 1; seed <= 8; ++seed) traces.push_back(trace_for(std::to_string(seed)));
+    std::sort(traces.begin(), traces.end());
+    auto distinct = std::unique(traces.begin(), traces.end()) - traces.begin();
+    INFO("distinct traces among 8 seeds: " << distinct);
+    CHECK(distinct >= 4);
+}
+
+TEST_CASE("deterministic scheduling: \"random\" picks a seed and prints it", "[fatal][det]") {
+    Outcome o = run("det_trace", {"GORO_SCHED_SEED=random"});
+    INFO("stderr:\n" << o.err);
+    CHECK(o.status == 0);
+    auto at = o.err.find("GORO_SCHED_SEED=");
+    REQUIRE(at != std::string::npos);
+    std::string seed = o.err.substr(at + 16, o.err.find('\n', at) - at - 16);
+    CHECK(trace_for(seed) == o.out.substr(o.out.find("trace ")));
+}
+
+TEST_CASE("deterministic scheduling: a bad seed is a clear error", "[fatal][det]") {
+    Outcome o = run("det_trace", {"GORO_SCHED_SEED=banana"});
+    CHECK(o.status == 2);
+    CHECK(contains(o.err, "GORO_SCHED_SEED must be a positive integer"));
 }

@@ -318,7 +318,10 @@ TEST_CASE("go: yield lets other goroutines run", "[go][yield]") {
         int switches = 0;
         for (std::size_t i = 1; i < log.size(); ++i) switches += log[i] != log[i - 1];
         // Without yield, one goroutine would run all its rounds first: a single switch.
-        CHECK(switches >= rounds);
+        // Deterministic scheduling (GORO_SCHED_SEED) picks the next at random, not in turn:
+        // a switch at about every other yield.
+        if (goro::sched_seed() == 0) CHECK(switches >= rounds);
+        else CHECK(switches >= rounds / 4);
     }
     SECTION("ping-pong through yield at any GOMAXPROCS") {
         const int rounds = scaled(10'000, 100);

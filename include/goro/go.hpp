@@ -50,6 +50,10 @@ inline int gomaxprocs() { return detail::Scheduler::instance().gomaxprocs(); }
 // only queries. Goroutines already running finish their current stretch where they are.
 inline int set_gomaxprocs(int n) { return detail::Scheduler::instance().set_gomaxprocs(n); }
 
+// sched_seed() is the seed of deterministic scheduling (environment GORO_SCHED_SEED: one worker,
+// and the goroutine to run next drawn from a generator with this seed), 0 when it is off.
+inline std::uint64_t sched_seed() { return detail::Scheduler::instance().sched_seed(); }
+
 // num_goroutine() is the number of goroutines that exist now, parked ones included.
 inline std::size_t num_goroutine() { return detail::Scheduler::instance().num_goroutine(); }
 

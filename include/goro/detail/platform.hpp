@@ -113,16 +113,27 @@ inline std::size_t env_size(const char* name, std::size_t fallback) noexcept {
 }
 
 // fastrand() is a per-thread xorshift generator: cheap randomness for steal order and select.
-inline std::uint32_t fastrand() noexcept {
+inline std::uint64_t& fastrand_state() noexcept {
     static thread_local std::uint64_t s = [] {
         std::uint64_t x = static_cast<std::uint64_t>(Clock::now().time_since_epoch().count());
         x ^= reinterpret_cast<std::uintptr_t>(&x);
         return x | 1;
     }();
+    return s;
+}
+
+inline std::uint32_t fastrand() noexcept {
+    std::uint64_t& s = fastrand_state();
     s ^= s << 13;
     s ^= s >> 7;
     s ^= s << 17;
     return static_cast<std::uint32_t>(s >> 32);
+}
+
+// seed_fastrand() makes this thread's sequence a function of seed (deterministic scheduling).
+inline void seed_fastrand(std::uint64_t seed) noexcept {
+    std::uint64_t x = seed * 0x9E3779B97F4A7C15ull;  // spread small seeds over the state
+    fastrand_state() = (x ^ (x >> 29)) | 1;
 }
 
 // fastrandn() returns a value in [0, n).

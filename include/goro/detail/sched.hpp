@@ -309,6 +309,7 @@ public:
     BlockingPool& blocking_pool() noexcept { return pool_; }
 
     std::size_t stack_size() const noexcept { return stacks_.stack_size(); }
+    std::uint64_t sched_seed() const noexcept { return det_seed_; }
 
     // can_spin() tells a Mutex whether busy-waiting a little more may pay (sync_runtime_canSpin):
     // only a few rounds, only on a multicore machine with other workers running, and never
@@ -335,6 +336,7 @@ private:
     void prepare(Worker* w, G* g);
     void execute(Worker* w, G* g);
     G* direct_next(Worker* w);
+    G* det_pick(Worker* w);
     static ctx::transfer_t on_top(ctx::transfer_t t) noexcept;
     void after_switch(Worker* w, G* g, ctx::fcontext_t from);
     void retire(Worker* w);
@@ -394,6 +396,8 @@ private:
     std::atomic<int> ntimers_{0};                  // pending timers, all heaps
     std::atomic<int> nblocking_{0};                // blocking() calls and I/O waits in flight
     std::atomic<int> nblocked_threads_{0};         // plain threads parked in park()
+    std::uint64_t det_seed_ = 0;                   // GORO_SCHED_SEED; 0: normal scheduling
+    std::vector<G*> det_runnable_;                 // deterministic mode: the worker's alone
 
 #if GORO_ASAN
     void lsan_at_exit() noexcept;
@@ -459,7 +463,24 @@ inline int default_gomaxprocs() noexcept {
                                 Scheduler::max_procs));
 }
 
-inline Scheduler::Scheduler() { gomaxprocs_.store(default_gomaxprocs()); }
+// Deterministic mode (GORO_SCHED_SEED=<n>, or "random" for a seed from the clock): one worker,
+// and every time it picks a goroutine to run it draws uniformly among all runnable ones from a
+// generator seeded with n, which also drives select's choices. A program whose goroutines
+// interact only with each other then runs the same interleaving for the same seed, and another
+// one for another seed: a failure found under a random seed replays from the seed printed at
+// start. Timers, plain threads and blocking() still follow the clock.
+inline Scheduler::Scheduler() {
+    gomaxprocs_.store(default_gomaxprocs());
+    if (const char* e = std::getenv("GORO_SCHED_SEED"); e && *e) {
+        det_seed_ = std::strcmp(e, "random") == 0
+                        ? static_cast<std::uint64_t>(nanotime()) % 1000000007 + 1
+                        : std::strtoull(e, nullptr, 10);
+        if (det_seed_ == 0) fatal("GORO_SCHED_SEED must be a positive integer or \"random\"");
+        gomaxprocs_.store(1);
+        std::fprintf(stderr, "goro: deterministic scheduling, GORO_SCHED_SEED=%llu\n",
+                     static_cast<unsigned long long>(det_seed_));
+    }
+}
 
 inline void Scheduler::ensure_started() {
     if (GORO_LIKELY(started_.load(std::memory_order_acquire))) return;
@@ -747,6 +768,7 @@ inline void Scheduler::worker_main(Worker* w) {
                        -1, 0);
     if (alt.ss_sp != MAP_FAILED) ::sigaltstack(&alt, nullptr);
     w->eh = eh_globals();
+    if (det_seed_) seed_fastrand(det_seed_);
 #if GORO_TSAN
     w->tsan_g0 = __tsan_get_current_fiber();
 #endif
@@ -793,9 +815,11 @@ inline G* Scheduler::find_runnable(Worker* w) {
             continue;
         }
         w->timers.run_due(ntimers_);
-        // Every 61st round, look at the global queue first so that it cannot starve, and at
-        // the other workers' timers, in case their owners are busy in long goroutines.
-        if (++w->schedtick % 61 == 0) {
+        if (det_seed_) {
+            if (G* g = det_pick(w)) return g;
+        } else if (++w->schedtick % 61 == 0) {
+            // Every 61st round, look at the global queue first so that it cannot starve, and
+            // at the other workers' timers, in case their owners are busy in long goroutines.
             run_all_timers();
             if (runq_len_.load(std::memory_order_acquire) > 0) {
                 std::lock_guard<Lock> lk(mu_);
@@ -911,7 +935,7 @@ inline void Scheduler::retire(Worker* w) {
 }
 
 inline int Scheduler::set_gomaxprocs(int n) {
-    if (n < 1) return gomaxprocs();  // as Go: n < 1 only queries
+    if (n < 1 || det_seed_) return gomaxprocs();  // as Go: n < 1 only queries
     n = std::min(n, max_procs);
     int old;
     {
@@ -1017,13 +1041,33 @@ inline void Scheduler::lsan_at_exit() noexcept {
 }
 #endif
 
+// det_pick() is deterministic mode's choice of the next G: any runnable one, uniformly, drawn
+// from the seeded generator. Every runnable G is first gathered into det_runnable_ (so that a
+// million queued goroutines cost O(1) a pick); there is one worker, the only user of it.
+inline G* Scheduler::det_pick(Worker* w) {
+    if (runq_len_.load(std::memory_order_acquire) > 0) {
+        std::lock_guard<Lock> lk(mu_);
+        std::uint32_t n = 0;
+        for (G* g = runq_head_; g; g = g->schedlink, ++n) det_runnable_.push_back(g);
+        runq_head_ = runq_tail_ = nullptr;
+        runq_len_.fetch_sub(n, std::memory_order_release);
+    }
+    while (G* g = runq_get(w)) det_runnable_.push_back(g);
+    if (det_runnable_.empty()) return nullptr;
+    std::size_t k = fastrandn(static_cast<std::uint32_t>(det_runnable_.size()));
+    G* g = det_runnable_[k];
+    det_runnable_[k] = det_runnable_.back();
+    det_runnable_.pop_back();
+    return g;
+}
+
 // direct_next() is the G to switch to directly from a G that parks or exits, if any.
 inline G* Scheduler::direct_next(Worker* w) {
 #if GORO_ASAN || GORO_TSAN
     (void)w;
     return nullptr;
 #else
-    if ((w->schedtick & 7) == 7 || w->id >= gomaxprocs()) return nullptr;
+    if ((w->schedtick & 7) == 7 || w->id >= gomaxprocs() || det_seed_) return nullptr;
     G* next = runq_get(w);
     if (!next) return nullptr;
     ++w->schedtick;
