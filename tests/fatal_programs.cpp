@@ -7,6 +7,8 @@
 #include <goro/sync.hpp>
 #include <goro/time.hpp>
 
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -346,6 +348,21 @@ int det_trace() {
     return 0;
 }
 
+// oom_stacks() runs out of address space for goroutine stacks (an address-space limit stands in
+// for a machine out of memory): the runtime must say so and exit 2, not crash.
+int oom_stacks() {
+    rlimit lim{};
+    ::getrlimit(RLIMIT_AS, &lim);
+    lim.rlim_cur = 512ull << 20;  // far less than 10,000 stacks of 256 KiB reserve
+    if (::setrlimit(RLIMIT_AS, &lim) != 0) return 3;
+    static auto& never = *new goro::WaitGroup;
+    never.add(1);
+    for (int i = 0; i < 10'000; ++i) goro::go([] { never.wait(); });
+    goro::sleep_for(std::chrono::seconds(10));
+    std::puts("not reached");
+    return 0;
+}
+
 void shrink_while_running(std::chrono::milliseconds first, std::chrono::milliseconds second) {
     goro::set_gomaxprocs(2);
     goro::WaitGroup wg, started;
@@ -397,6 +414,7 @@ const Scenario scenarios[] = {
     {"ok_parked_goroutines_keep_their_objects", ok_parked_goroutines_keep_their_objects},
     {"leak_in_goroutine", leak_in_goroutine},
     {"det_trace", det_trace},
+    {"oom_stacks", oom_stacks},
     {"overflow_hard_guard", overflow_hard_guard},
     {"overflow_soft_guard", overflow_soft_guard},
     {"ok_deep_recursion_within_stack", ok_deep_recursion_within_stack},

@@ -294,3 +294,10 @@ TEST_CASE("deterministic scheduling: a bad seed is a clear error", "[fatal][det]
     CHECK(o.status == 2);
     CHECK(contains(o.err, "GORO_SCHED_SEED must be a positive integer"));
 }
+
+TEST_CASE("fatal: running out of memory for goroutine stacks is a clear error", "[fatal][oom]") {
+    // Sanitizers reserve terabytes of shadow memory up front: no address-space limit for them.
+#if !GORO_ASAN && !GORO_TSAN
+    check_fatal("oom_stacks", "out of memory allocating goroutine stack");
+#endif
+}

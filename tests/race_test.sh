@@ -1,13 +1,30 @@
 #!/usr/bin/env bash
-# The race detector still works for goro's users: a racy program of two goroutines, run under
-# ThreadSanitizer, must be reported (TSan exits 66 on a report).
+# The race detector works for goro's users as `go run -race` does for Go's: racy programs of
+# goroutines are reported (TSan exits 66 on a report), on two workers and on one, and programs
+# that synchronise through channels, Mutex or WaitGroup are not.
 set -u
-out=$("$1" 2>&1)
-status=$?
-if grep -q "WARNING: ThreadSanitizer: data race" <<<"$out" && [ "$status" -ne 0 ]; then
-    echo "race reported, exit status $status"
-    exit 0
-fi
-echo "expected a ThreadSanitizer data race report; exit status $status; output:"
-echo "$out"
-exit 1
+prog=$1
+fail=0
+for mode in parallel turns; do
+    out=$("$prog" "$mode" 2>&1)
+    status=$?
+    if grep -q "WARNING: ThreadSanitizer: data race" <<<"$out" && [ "$status" -ne 0 ]; then
+        echo "$mode: race reported, exit status $status"
+    else
+        echo "$mode: expected a data race report; exit status $status; output:"
+        echo "$out"
+        fail=1
+    fi
+done
+for mode in channel mutex waitgroup; do
+    out=$("$prog" "$mode" 2>&1)
+    status=$?
+    if [ "$status" -eq 0 ] && ! grep -q "WARNING: ThreadSanitizer" <<<"$out"; then
+        echo "$mode: no report, as expected"
+    else
+        echo "$mode: expected no report and exit status 0; got $status; output:"
+        echo "$out"
+        fail=1
+    fi
+done
+exit $fail

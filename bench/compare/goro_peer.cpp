@@ -1,19 +1,11 @@
 // goro's peer in the side-by-side benchmarks (bench/compare/run.py): the workloads of
 // bench/peers/go/main.go, line for line, against goro's public API.
-//
-// The channel workloads need <goro/channel.hpp>; until it exists they are left out and this
-// peer reports them unavailable (exit status 2), and idle parks on a WaitGroup instead.
 #include "../peers/peer.hpp"
 
 #include <goro/go.hpp>
 #include <goro/sync.hpp>
 
-#if __has_include(<goro/channel.hpp>)
 #include <goro/channel.hpp>
-#define GORO_PEER_CHANNELS 1
-#else
-#define GORO_PEER_CHANNELS 0
-#endif
 
 #include <thread>
 #include <vector>
@@ -27,7 +19,6 @@ void run_spawn() {
     wg.wait();
 }
 
-#if GORO_PEER_CHANNELS
 void skynet(goro::Channel<std::uint64_t> c, std::uint64_t num, std::uint64_t size,
             std::uint64_t div) {
     if (size == 1) {
@@ -115,22 +106,14 @@ void run_mpmc() {
     for (auto s : sums) total += s;
     if (total != peer::sum_below(peer::mpmc_n)) peer::fail("mpmc", "sum", total);
 }
-#endif
 
 // run_idle() returns the peak RSS per parked goroutine, in bytes.
 long run_idle() {
-#if GORO_PEER_CHANNELS
     goro::Channel<int> gate;
     auto park = [gate] {
         if (auto v = gate.recv()) peer::fail("idle", "received", *v);
     };
     auto release = [&gate] { gate.close(); };
-#else
-    goro::WaitGroup gate;
-    gate.add(1);
-    auto park = [&gate] { gate.wait(); };
-    auto release = [&gate] { gate.done(); };
-#endif
     goro::WaitGroup started, finished;
     started.add(peer::idle_n);
     finished.add(peer::idle_n);
@@ -159,12 +142,11 @@ int main(int argc, char** argv) {
     goro::go([&warm] { warm.done(); });
     warm.wait();
 
-    peer::Workloads w{{{"spawn", run_spawn}}, run_idle};
-#if GORO_PEER_CHANNELS
-    w.timed.insert({{"skynet", run_skynet},
-                    {"pingpong", run_pingpong},
-                    {"buffered", run_buffered},
-                    {"mpmc", run_mpmc}});
-#endif
+    peer::Workloads w{{{"spawn", run_spawn},
+                       {"skynet", run_skynet},
+                       {"pingpong", run_pingpong},
+                       {"buffered", run_buffered},
+                       {"mpmc", run_mpmc}},
+                      run_idle};
     return peer::run(argc, argv, w);
 }

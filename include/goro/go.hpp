@@ -93,12 +93,22 @@ auto blocking(F&& f) -> std::invoke_result_t<F> {
         // deadlock detection never sees the goroutine parked with nothing pending.
         detail::Scheduler* s = &sched;
         detail::Parker* p = self;
+        detail::hb_release(&error);
         s->ready(p);
         s->exit_blocking();
     };
-    auto submit = [&] { sched.blocking_pool().submit([&job] { job(); }); };
+    // For the race detector: the call happens after what the goroutine did before it, and
+    // before what it does after (the pool's own locks are runtime, invisible to it).
+    auto submit = [&] {
+        sched.blocking_pool().submit([&job, &error] {
+            detail::hb_acquire(&error);
+            job();
+        });
+    };
+    detail::hb_release(&error);  // `error` stands for the call as a synchronisation object
     sched.enter_blocking();
     sched.park(detail::make_unlock(submit));
+    detail::hb_acquire(&error);
     if (error) std::rethrow_exception(error);
     if constexpr (std::is_void_v<R>) return;
     else if constexpr (std::is_reference_v<R>) return static_cast<R>(**result);

@@ -225,26 +225,36 @@ public:
 
     // wait() unlocks the mutex, waits for signal() or broadcast(), and locks it again before
     // returning. The caller must hold the mutex.
+    // (The ticket queue is runtime, as Go's notifyList: what a waiter may rely on comes through
+    // the mutex, which is the race detector's view too.)
     void wait() {
-        mu_.lock();
-        std::uint32_t ticket = wait_++;
-        mu_.unlock();
-        m_.unlock();
-        mu_.lock();
-        if (static_cast<std::int32_t>(ticket - notify_) < 0) {  // already notified
+        std::uint32_t ticket;
+        {
+            detail::RuntimeSection rs;
+            mu_.lock();
+            ticket = wait_++;
             mu_.unlock();
-        } else {
-            detail::Waiter w;
-            w.parker = detail::current_parker();
-            w.ticket = ticket;
-            q_.push_back(&w);
-            detail::park_on(mu_);
+        }
+        m_.unlock();
+        {
+            detail::RuntimeSection rs;
+            mu_.lock();
+            if (static_cast<std::int32_t>(ticket - notify_) < 0) {  // already notified
+                mu_.unlock();
+            } else {
+                detail::Waiter w;
+                w.parker = detail::current_parker();
+                w.ticket = ticket;
+                q_.push_back(&w);
+                detail::park_on(mu_);
+            }
         }
         m_.lock();
     }
 
     // signal() wakes the longest-waiting goroutine, if any.
     void signal() {
+        detail::RuntimeSection rs;
         mu_.lock();
         if (wait_ == notify_) {
             mu_.unlock();
@@ -265,6 +275,7 @@ public:
 
     // broadcast() wakes every waiting goroutine.
     void broadcast() {
+        detail::RuntimeSection rs;
         mu_.lock();
         notify_ = wait_;
         detail::Waiter* w = q_.take_all();

@@ -27,6 +27,11 @@ public:
 
     // allocate() returns a block of class c's size.
     static void* allocate(int c) {
+#if GORO_TSAN
+        // ThreadSanitizer learns of reuse from the allocator only: a recycled block would
+        // carry the previous goroutine's accesses to its closure into the next one's.
+        return ::operator new(class_size(c));
+#endif
         Local& l = local();
         Block* b = l.head[c];
         if (GORO_UNLIKELY(!b)) {
@@ -46,6 +51,10 @@ public:
 
     // deallocate() returns a block of class c to this thread's cache.
     static void deallocate(void* p, int c) noexcept {
+#if GORO_TSAN
+        ::operator delete(p, class_size(c));
+        return;
+#endif
         Local& l = local();
         auto* b = static_cast<Block*>(p);
         b->next = l.head[c];

@@ -215,6 +215,7 @@ inline void buf_recv(ChanBase* c, void* dst) noexcept {
 // chansend() sends *src (moving from it), parking if block. Returns false only when !block and
 // the send would have blocked. Throws ChannelClosed on a closed channel (chansend in chan.go).
 inline bool chansend(ChanBase* c, void* src, bool block) {
+    SyncOp op(c);
     if (!c) {
         if (!block) return false;
         block_forever();
@@ -260,6 +261,7 @@ struct RecvResult {
     bool received;
 };
 inline RecvResult chanrecv(ChanBase* c, void* dst, bool block) {
+    SyncOp op(c);
     if (!c) {
         if (!block) return {false, false};
         block_forever();
@@ -300,6 +302,7 @@ inline RecvResult chanrecv(ChanBase* c, void* dst, bool block) {
 
 // closechan() closes c and wakes every waiter: receivers see the close, senders throw.
 inline void closechan(ChanBase* c) {
+    SyncOp op(c);
     if (!c) throw ChannelClosed("close of nil channel");
     c->lock.lock();
     if (c->closed.load(std::memory_order_relaxed)) {
@@ -358,8 +361,29 @@ struct SelectResult {
 // selectgo() runs a select over n cases (n <= 65535). waiters and order (2n entries) are
 // scratch space from the caller's stack. Throws ChannelClosed when a send case on a closed
 // channel is chosen.
+// SelectSync is a select's announcement to the race detector: a SyncOp on every channel in it.
+struct SelectSync {
+    SelectSync(const SelectCase* cases, int n) noexcept : cases_(cases), n_(n) {
+        for (int i = 0; i < n_; ++i)
+            if (cases_[i].c) hb_release(cases_[i].c);
+        runtime_enter();
+    }
+    ~SelectSync() {
+        runtime_leave();
+        for (int i = 0; i < n_; ++i)
+            if (cases_[i].c) hb_acquire(cases_[i].c);
+    }
+    SelectSync(const SelectSync&) = delete;
+    SelectSync& operator=(const SelectSync&) = delete;
+
+private:
+    const SelectCase* cases_;
+    int n_;
+};
+
 inline SelectResult selectgo(SelectCase* cases, Waiter* waiters, std::uint16_t* order, int n,
                              bool block) {
+    SelectSync sync(cases, n);
     std::uint16_t* pollorder = order;
     std::uint16_t* lockorder = order + n;
 

@@ -53,6 +53,74 @@ inline std::size_t page_size() noexcept {
     return p;
 }
 
+// ---- the race detector's view of the runtime ----
+//
+// Go's race detector does not instrument the runtime: a goroutine switch, a run queue, the
+// scheduler's lock create no happens-before edges, and the synchronisation the language
+// promises (a send before the matching receive completes, an Unlock before the next Lock, a
+// go statement before the goroutine starts) is announced explicitly. goro does the same under
+// ThreadSanitizer: fiber switches do not synchronise (__tsan_switch_to_fiber_no_sync), the
+// runtime's own code runs in a RuntimeSection, whose memory accesses and synchronisation TSan
+// ignores (the scheduling loop on g0 always does), and hb_release / hb_acquire announce the
+// edges: channels (channel.hpp, chan.hpp), the semaphore under sync.hpp (sema.hpp), go and
+// blocking (go.hpp, sched.hpp). Two goroutines that merely take turns on one worker are then
+// unordered, as they are in Go, and a race between them is reported.
+#if GORO_TSAN
+extern "C" {
+void __tsan_acquire(void* addr);
+void __tsan_release(void* addr);
+void __tsan_ignore_thread_begin();
+void __tsan_ignore_thread_end();
+void AnnotateIgnoreSyncBegin(const char* file, int line);
+void AnnotateIgnoreSyncEnd(const char* file, int line);
+}
+inline void runtime_enter() noexcept {
+    __tsan_ignore_thread_begin();
+    AnnotateIgnoreSyncBegin(__FILE__, __LINE__);
+}
+inline void runtime_leave() noexcept {
+    AnnotateIgnoreSyncEnd(__FILE__, __LINE__);
+    __tsan_ignore_thread_end();
+}
+inline void hb_release(const void* addr) noexcept { __tsan_release(const_cast<void*>(addr)); }
+inline void hb_acquire(const void* addr) noexcept { __tsan_acquire(const_cast<void*>(addr)); }
+#else
+inline void runtime_enter() noexcept {}
+inline void runtime_leave() noexcept {}
+inline void hb_release(const void*) noexcept {}
+inline void hb_acquire(const void*) noexcept {}
+#endif
+
+struct RuntimeSection {
+    RuntimeSection() noexcept { runtime_enter(); }
+    ~RuntimeSection() { runtime_leave(); }
+    RuntimeSection(const RuntimeSection&) = delete;
+    RuntimeSection& operator=(const RuntimeSection&) = delete;
+};
+
+// SyncOp is one synchronising operation on object `at`: everything its caller did before it
+// happens before whatever the operations on `at` that complete after it do next (and the
+// other way round). Channel operations are SyncOps on their channel, semaphore operations on
+// their semaphore: coarser than Go's per-slot edges, never finer.
+// With acquire false, the operation only releases: for one after which `at` may be gone.
+struct SyncOp {
+    explicit SyncOp(const void* at, bool acquire = true) noexcept
+        : at_(at), acquire_(acquire) {
+        if (at_) hb_release(at_);
+        runtime_enter();
+    }
+    ~SyncOp() {
+        runtime_leave();
+        if (at_ && acquire_) hb_acquire(at_);
+    }
+    SyncOp(const SyncOp&) = delete;
+    SyncOp& operator=(const SyncOp&) = delete;
+
+private:
+    const void* at_;
+    bool acquire_;
+};
+
 // store_load_barrier() orders this thread's earlier stores before its later loads (the
 // Dekker handshake between a worker going idle and a waker publishing work). ThreadSanitizer
 // does not model fences, so under it the barrier is a sequentially consistent RMW.

@@ -81,6 +81,11 @@ extern "C" void goro_tsan_func_exit() __asm__("__tsan_func_exit");
 
 namespace goro::detail {
 
+#if GORO_TSAN
+// Fiber switches do not synchronise: Go's model, see platform.hpp.
+constexpr unsigned tsan_switch_flags = __tsan_switch_to_fiber_no_sync;
+#endif
+
 namespace ctx = boost::context::detail;
 
 class Scheduler;
@@ -205,6 +210,8 @@ struct alignas(64) Worker {
     alignas(64) G* curg = nullptr;  // the G running now, nullptr on the scheduler stack
     ctx::fcontext_t g0 = nullptr;   // the scheduler stack's context while a G runs
     std::uint32_t schedtick = 0;
+    std::int64_t slice_start = 0;   // coarse_nanotime() when the current time slice began
+    std::uint32_t runnext_picks = 0;
     bool spinning = false;
     StackPool stacks;
     std::uint64_t goid_next = 0, goid_end = 0;  // a batch of goroutine ids (Go's goidcache)
@@ -243,13 +250,18 @@ struct alignas(64) Worker {
 inline thread_local Worker* tls_worker = nullptr;
 inline thread_local ThreadParker tls_parker;
 
-GORO_NOINLINE inline Worker* current_worker() noexcept { return tls_worker; }
+GORO_NOINLINE inline Worker* current_worker() noexcept {
+    RuntimeSection rs;
+    return tls_worker;
+}
 inline G* current_g() noexcept {
+    RuntimeSection rs;
     Worker* w = current_worker();
     return w ? w->curg : nullptr;
 }
 // current_parker() is the goroutine running now, or this thread's parker.
 GORO_NOINLINE inline Parker* current_parker() noexcept {
+    RuntimeSection rs;
     Worker* w = tls_worker;
     if (w && w->curg) return w->curg;
     return &tls_parker;
@@ -349,6 +361,16 @@ private:
     void runq_put(Worker* w, G* g, bool next);
     bool runq_put_slow(Worker* w, G* g, std::uint32_t h, std::uint32_t t);
     static G* runq_get(Worker* w) noexcept;
+    static bool runq_empty_local(Worker* w) noexcept {
+        return w->runq_head.load(std::memory_order_acquire) ==
+               w->runq_tail.load(std::memory_order_relaxed);
+    }
+    static constexpr std::int64_t time_slice_ns = 10'000'000;  // Go's forcePreemptNS
+#if GORO_ASAN || GORO_TSAN
+    static constexpr std::uint32_t slice_check_mask = 0;
+#else
+    static constexpr std::uint32_t slice_check_mask = 15;
+#endif
     static std::uint32_t runq_grab(Worker* v, G** batch, std::uint32_t start, bool steal_next) noexcept;
     G* runq_steal(Worker* w, Worker* v, bool steal_next) noexcept;
     void globrunq_put(G* g);
@@ -422,6 +444,7 @@ inline void BlockingPool::submit(std::function<void()> job) {
     }
     threads_.fetch_add(1, std::memory_order_acq_rel);
     std::thread([this] {
+        runtime_enter();  // the pool is runtime; the calls it runs are announced by blocking()
         std::unique_lock<std::mutex> g(mu_);
         for (;;) {
             while (jobs_.empty()) {
@@ -432,7 +455,9 @@ inline void BlockingPool::submit(std::function<void()> job) {
             auto job = std::move(jobs_.front());
             jobs_.pop_front();
             g.unlock();
+            runtime_leave();
             job();
+            runtime_enter();
             g.lock();
         }
     }).detach();
@@ -533,6 +558,8 @@ inline std::uint64_t Scheduler::new_goid(Worker* w) {
 }
 
 inline void Scheduler::spawn(G* g) {
+    hb_release(g);  // acquired when g starts (g_entry)
+    RuntimeSection rs;
     ensure_started();
     Worker* w = current_worker();
     if (w && w->sched != this) w = nullptr;
@@ -548,6 +575,7 @@ inline void Scheduler::spawn(G* g) {
 }
 
 inline std::size_t Scheduler::num_goroutine() const noexcept {
+    RuntimeSection rs;
     std::int64_t n = ext_created_.load(std::memory_order_relaxed);
     int nw = nworkers_.load(std::memory_order_acquire);
     for (int i = 0; i < nw; ++i) {
@@ -603,16 +631,37 @@ inline bool Scheduler::runq_put_slow(Worker* w, G* g, std::uint32_t h, std::uint
     return true;
 }
 
+// runq_get() takes the next G of w's own queue. A G in runnext runs first and inherits the
+// current time slice (runqget's inheritTime), so a chain of hand-offs (a ping-pong pair) shares
+// one slice; once it has used 10ms, the ring's head goes first with a fresh slice, or, if the
+// ring is empty, the global queue (it returns nullptr, and find_runnable looks there). Go ends a
+// slice by preemption; goro, which has none, at the next scheduling point: without this a
+// ping-pong pair kept its worker for good (TestPingPongHog).
 inline G* Scheduler::runq_get(Worker* w) noexcept {
     G* next = w->runnext.load(std::memory_order_relaxed);
-    if (next && w->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel))
-        return next;
+    if (next) {
+        // The clock is read every 16th pick (every pick in sanitizer builds, where a hand-off
+        // can take milliseconds): a chain overruns its slice by 15 hand-offs at most. Reading
+        // it at every pick cost unbuffered ping-pong 14%.
+        bool inherit = (++w->runnext_picks & slice_check_mask) != 0 ||
+                       coarse_nanotime() - w->slice_start < time_slice_ns;
+        if (!inherit && runq_empty_local(w)) {
+            if (w->sched->runq_len_.load(std::memory_order_relaxed) > 0) return nullptr;
+            inherit = true;  // nothing else waits here: a new slice for the chain
+            w->slice_start = coarse_nanotime();
+        }
+        if (inherit && w->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel))
+            return next;
+    }
     for (;;) {
         std::uint32_t h = w->runq_head.load(std::memory_order_acquire);
         std::uint32_t t = w->runq_tail.load(std::memory_order_relaxed);
         if (t == h) return nullptr;
         G* g = w->runq[h % Worker::runq_size].load(std::memory_order_relaxed);
-        if (w->runq_head.compare_exchange_weak(h, h + 1, std::memory_order_acq_rel)) return g;
+        if (w->runq_head.compare_exchange_weak(h, h + 1, std::memory_order_acq_rel)) {
+            w->slice_start = coarse_nanotime();
+            return g;
+        }
     }
 }
 
@@ -690,6 +739,7 @@ inline G* Scheduler::globrunq_get_locked(Worker* w, std::uint32_t max) {
     }
     if (!runq_head_) runq_tail_ = nullptr;
     runq_len_.fetch_sub(n, std::memory_order_release);
+    w->slice_start = coarse_nanotime();  // g starts a time slice (runq_get)
     return g;
 }
 
@@ -760,6 +810,7 @@ inline void Scheduler::wake_poller(std::int64_t when) {
 // ---- the scheduling loop (schedule, findrunnable, execute) ----
 
 inline void Scheduler::worker_main(Worker* w) {
+    runtime_enter();  // the scheduling loop is runtime through and through, for good
     tls_worker = w;
     // The SIGSEGV handler must run somewhere other than the overflowed goroutine stack.
     stack_t alt{};
@@ -935,6 +986,7 @@ inline void Scheduler::retire(Worker* w) {
 }
 
 inline int Scheduler::set_gomaxprocs(int n) {
+    RuntimeSection rs;
     if (n < 1 || det_seed_) return gomaxprocs();  // as Go: n < 1 only queries
     n = std::min(n, max_procs);
     int old;
@@ -1002,10 +1054,12 @@ inline void Scheduler::execute(Worker* w, G* g) {
     __sanitizer_start_switch_fiber(&w->asan_fake, g->stack.bottom(),
                                    g->stack.size - page_size());
 #endif
+    ctx::fcontext_t to = g->context;
 #if GORO_TSAN
-    __tsan_switch_to_fiber(g->stack.tsan_fiber, 0);
+    // From here TSan counts accesses to g's fiber, which may not be in the runtime: none more.
+    __tsan_switch_to_fiber(g->stack.tsan_fiber, tsan_switch_flags);
 #endif
-    ctx::transfer_t t = ctx::jump_fcontext(g->context, w);
+    ctx::transfer_t t = ctx::jump_fcontext(to, w);
 #if GORO_ASAN
     __sanitizer_finish_switch_fiber(w->asan_fake, nullptr, nullptr);
     w->lsan_stack.store(nullptr, std::memory_order_relaxed);
@@ -1149,7 +1203,7 @@ inline void Scheduler::switch_out(G* g, Worker::Action a) {
         __sanitizer_start_switch_fiber(&g->asan_fake, w->g0_bottom, w->g0_size);
 #endif
 #if GORO_TSAN
-        __tsan_switch_to_fiber(w->tsan_g0, 0);
+        __tsan_switch_to_fiber(w->tsan_g0, tsan_switch_flags);
 #endif
         t = ctx::jump_fcontext(w->g0, nullptr);
     }
@@ -1163,6 +1217,7 @@ inline void Scheduler::switch_out(G* g, Worker::Action a) {
 }
 
 inline void Scheduler::g_entry(ctx::transfer_t t) noexcept {
+    runtime_enter();
     Worker* w = current_worker();  // a new G starts on the thread that switched to it
     if (w->start_direct) w->start_direct = false;  // from another G: t is meaningless
     else w->g0 = t.fctx;                            // from the scheduling loop
@@ -1170,6 +1225,8 @@ inline void Scheduler::g_entry(ctx::transfer_t t) noexcept {
 #if GORO_ASAN
     __sanitizer_finish_switch_fiber(nullptr, &w->g0_bottom, &w->g0_size);
 #endif
+    runtime_leave();
+    hb_acquire(g);  // the go statement happens before the goroutine starts (spawn)
     try {
         g->run(g);
     } catch (const std::exception& e) {
@@ -1177,6 +1234,7 @@ inline void Scheduler::g_entry(ctx::transfer_t t) noexcept {
     } catch (...) {
         panic(g, "unknown exception (not derived from std::exception)");
     }
+    runtime_enter();
     w = g->m;
     w->action = Worker::Action::exit;
     if (G* next = w->sched->direct_next(w)) {
@@ -1194,8 +1252,14 @@ inline void Scheduler::g_entry(ctx::transfer_t t) noexcept {
     // shadow stack here. A fiber is recycled with its stack, and would otherwise gain a frame
     // per goroutine until its fixed-size shadow stack overflowed (a crash after some 64K
     // goroutines had run on one stack).
+    // The fiber goes back to its stack's pool: leave it as a new goroutine expects to find it.
+    void* g0_fiber = w->tsan_g0;
+    ctx::fcontext_t g0 = w->g0;
+    runtime_leave();
     goro_tsan_func_exit();
-    __tsan_switch_to_fiber(w->tsan_g0, 0);
+    __tsan_switch_to_fiber(g0_fiber, tsan_switch_flags);
+    ctx::jump_fcontext(g0, nullptr);
+    __builtin_unreachable();
 #endif
     ctx::jump_fcontext(w->g0, nullptr);
     __builtin_unreachable();
@@ -1258,6 +1322,7 @@ inline void Scheduler::on_segv(int sig, siginfo_t* info, void* uctx) noexcept {
 // ---- park / ready / yield ----
 
 inline void Scheduler::park(Unlock unlock) {
+    RuntimeSection rs;
     Worker* w = current_worker();
     if (w && w->curg) {
         w->unlock = unlock;
@@ -1282,6 +1347,7 @@ inline void Scheduler::park_thread(Unlock unlock) {
 }
 
 inline void Scheduler::ready(Parker* p) {
+    RuntimeSection rs;
     if (p->kind == Parker::Kind::thread) {
         auto* t = static_cast<ThreadParker*>(p);
         nblocked_threads_.fetch_sub(1, std::memory_order_acq_rel);
@@ -1297,12 +1363,14 @@ inline void Scheduler::ready(Parker* p) {
 }
 
 inline void Scheduler::yield() {
+    RuntimeSection rs;
     Worker* w = current_worker();
     if (w && w->curg) switch_out(w->curg, Worker::Action::yield);
     else std::this_thread::yield();
 }
 
 inline void Scheduler::yield_local() {
+    RuntimeSection rs;
     Worker* w = current_worker();
     if (w && w->curg) switch_out(w->curg, Worker::Action::yield_local);
 }
@@ -1310,6 +1378,7 @@ inline void Scheduler::yield_local() {
 // ---- timers ----
 
 inline void Scheduler::timer_start(Timer* t) {
+    RuntimeSection rs;
     ensure_started();
     Worker* w = current_worker();
     if (!w || w->sched != this || w->id >= gomaxprocs()) w = workers_[0];
@@ -1320,6 +1389,7 @@ inline void Scheduler::timer_start(Timer* t) {
 }
 
 inline bool Scheduler::timer_stop(Timer* t) {
+    RuntimeSection rs;
     if (!TimerHeap::remove(t)) return false;
     ntimers_.fetch_sub(1, std::memory_order_acq_rel);
     return true;

@@ -23,6 +23,7 @@ class Sema {
 public:
     // acquire() takes a token, parking until one is released (semacquire1).
     void acquire(bool lifo = false) {
+        SyncOp op(this);
         mu_.lock();
         if (count_ > 0) {
             --count_;
@@ -38,6 +39,7 @@ public:
     // release() adds n tokens, handing them to waiters first (semrelease1). With handoff the
     // (single) woken waiter runs next on this worker.
     void release(std::uint32_t n = 1, bool handoff = false) {
+        SyncOp op(this, false);  // a woken waiter may destroy *this before this returns
         Waiter* wake = nullptr;  // popped waiters, linked through Waiter::next
         Waiter** tail = &wake;
         mu_.lock();

@@ -47,6 +47,14 @@ inline std::int64_t nanotime() noexcept {
         .count();
 }
 
+// coarse_nanotime() is a cheap clock of a few milliseconds' resolution (the kernel tick), for
+// time slices.
+inline std::int64_t coarse_nanotime() noexcept {
+    timespec ts;
+    ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
 class TimerHeap {
 public:
     static constexpr std::int64_t never = INT64_MAX;
