@@ -247,6 +247,7 @@ public:
                 w.ticket = ticket;
                 q_.push_back(&w);
                 detail::park_on(mu_);
+                detail::acquire_from(w.parker);
             }
         }
         m_.lock();
@@ -270,7 +271,10 @@ public:
             }
         }
         mu_.unlock();
-        if (found) detail::Scheduler::instance().ready(found->parker);
+        if (found) {
+            detail::release_to(found->parker);
+            detail::Scheduler::instance().ready(found->parker);
+        }
     }
 
     // broadcast() wakes every waiting goroutine.
@@ -283,6 +287,7 @@ public:
         auto& sched = detail::Scheduler::instance();
         while (w) {
             detail::Waiter* next = w->next;  // read before ready: w may vanish after
+            detail::release_to(w->parker);
             sched.ready(w->parker);
             w = next;
         }

@@ -176,6 +176,7 @@ inline void send_to(ChanBase* c, Waiter* w, void* src) noexcept {
     c->hand(w->elem, src);
     w->success = true;
     c->lock.unlock();
+    release_to(w->parker);
     Scheduler::instance().ready(w->parker);
 }
 
@@ -197,6 +198,7 @@ inline void take_from_sender(ChanBase* c, Waiter* w, void* dst) noexcept {
 inline void recv_from(ChanBase* c, Waiter* w, void* dst) noexcept {
     take_from_sender(c, w, dst);
     c->lock.unlock();
+    release_to(w->parker);
     Scheduler::instance().ready(w->parker);
 }
 
@@ -227,6 +229,7 @@ inline bool chansend(ChanBase* c, void* src, bool block) {
         return false;
 
     c->lock.lock();
+    acquire_from(c);
     if (c->closed.load(std::memory_order_relaxed)) {
         c->lock.unlock();
         throw ChannelClosed("send on closed channel");
@@ -249,6 +252,7 @@ inline bool chansend(ChanBase* c, void* src, bool block) {
     w.elem = src;
     c->sendq.push_back(&w);
     park_on(c->lock);
+    acquire_from(w.parker);
     if (!w.success) throw ChannelClosed("send on closed channel");
     return true;
 }
@@ -271,10 +275,14 @@ inline RecvResult chanrecv(ChanBase* c, void* dst, bool block) {
     // since a value may have arrived between the two reads and must still be delivered.
     if (!block && c->recv_would_block()) {
         if (!c->closed.load(std::memory_order_acquire)) return {false, false};
-        if (c->recv_would_block()) return {true, false};
+        if (c->recv_would_block()) {
+            acquire_from(c);  // the close happens before
+            return {true, false};
+        }
     }
 
     c->lock.lock();
+    acquire_from(c);
     if (c->closed.load(std::memory_order_relaxed) && c->qcount.load(std::memory_order_relaxed) == 0) {
         c->lock.unlock();
         return {true, false};
@@ -297,6 +305,7 @@ inline RecvResult chanrecv(ChanBase* c, void* dst, bool block) {
     w.elem = dst;
     c->recvq.push_back(&w);
     park_on(c->lock);
+    acquire_from(w.parker);
     return {true, w.success};
 }
 
@@ -305,6 +314,7 @@ inline void closechan(ChanBase* c) {
     SyncOp op(c);
     if (!c) throw ChannelClosed("close of nil channel");
     c->lock.lock();
+    acquire_from(c);
     if (c->closed.load(std::memory_order_relaxed)) {
         c->lock.unlock();
         throw ChannelClosed("close of closed channel");
@@ -322,6 +332,7 @@ inline void closechan(ChanBase* c) {
     auto& sched = Scheduler::instance();
     while (wake) {
         Waiter* next = wake->next;
+        release_to(wake->parker);
         sched.ready(wake->parker);
         wake = next;
     }
@@ -361,29 +372,12 @@ struct SelectResult {
 // selectgo() runs a select over n cases (n <= 65535). waiters and order (2n entries) are
 // scratch space from the caller's stack. Throws ChannelClosed when a send case on a closed
 // channel is chosen.
-// SelectSync is a select's announcement to the race detector: a SyncOp on every channel in it.
-struct SelectSync {
-    SelectSync(const SelectCase* cases, int n) noexcept : cases_(cases), n_(n) {
-        for (int i = 0; i < n_; ++i)
-            if (cases_[i].c) hb_release(cases_[i].c);
-        runtime_enter();
-    }
-    ~SelectSync() {
-        runtime_leave();
-        for (int i = 0; i < n_; ++i)
-            if (cases_[i].c) hb_acquire(cases_[i].c);
-    }
-    SelectSync(const SelectSync&) = delete;
-    SelectSync& operator=(const SelectSync&) = delete;
-
-private:
-    const SelectCase* cases_;
-    int n_;
-};
-
 inline SelectResult selectgo(SelectCase* cases, Waiter* waiters, std::uint16_t* order, int n,
                              bool block) {
-    SelectSync sync(cases, n);
+    // For the race detector, a SyncOp on every channel in it (see platform.hpp).
+    for (int i = 0; i < n; ++i)
+        if (cases[i].c) hb_release(cases[i].c);
+    RuntimeSection rs;
     std::uint16_t* pollorder = order;
     std::uint16_t* lockorder = order + n;
 
@@ -412,6 +406,7 @@ inline SelectResult selectgo(SelectCase* cases, Waiter* waiters, std::uint16_t* 
     }
 
     sel_lock(cases, lockorder, norder);
+    for (int k = 0; k < norder; ++k) acquire_from(cases[lockorder[k]].c);
 
     // Pass 1: look for a case that can proceed now.
     for (int k = 0; k < norder; ++k) {
@@ -427,6 +422,7 @@ inline SelectResult selectgo(SelectCase* cases, Waiter* waiters, std::uint16_t* 
                 c->hand(w->elem, sc.elem);
                 w->success = true;
                 sel_unlock(cases, lockorder, norder);
+                release_to(w->parker);
                 Scheduler::instance().ready(w->parker);
                 return {i, false};
             }
@@ -439,6 +435,7 @@ inline SelectResult selectgo(SelectCase* cases, Waiter* waiters, std::uint16_t* 
             if (Waiter* w = dequeue(c->sendq)) {
                 take_from_sender(c, w, sc.elem);
                 sel_unlock(cases, lockorder, norder);
+                release_to(w->parker);
                 Scheduler::instance().ready(w->parker);
                 return {i, true};
             }
@@ -479,6 +476,7 @@ inline SelectResult selectgo(SelectCase* cases, Waiter* waiters, std::uint16_t* 
         void operator()() const noexcept { sel_unlock(cases, lockorder, n); }
     } unlocker{cases, lockorder, norder};
     Scheduler::instance().park(make_unlock(unlocker));
+    acquire_from(self);
 
     // Pass 3: a waker committed one case; unlink the others.
     sel_lock(cases, lockorder, norder);

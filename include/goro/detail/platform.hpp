@@ -98,27 +98,33 @@ struct RuntimeSection {
     RuntimeSection& operator=(const RuntimeSection&) = delete;
 };
 
-// SyncOp is one synchronising operation on object `at`: everything its caller did before it
-// happens before whatever the operations on `at` that complete after it do next (and the
-// other way round). Channel operations are SyncOps on their channel, semaphore operations on
-// their semaphore: coarser than Go's per-slot edges, never finer.
-// With acquire false, the operation only releases: for one after which `at` may be gone.
+// release_to() and acquire_from() announce an edge from inside one RuntimeSection (or SyncOp),
+// not nested in another: TSan's ignore counters nest, and only the outermost leave lifts them.
+// A channel or semaphore operation wakes a waiter with release_to(w->parker) before ready(),
+// and a waiter that parked acquires from its own parker once it resumes: whoever woke it is
+// ordered before what it does next, without touching the object, which may be gone by then.
+inline void release_to(const void* at) noexcept {
+    runtime_leave();
+    hb_release(at);
+    runtime_enter();
+}
+inline void acquire_from(const void* at) noexcept {
+    runtime_leave();
+    hb_acquire(at);
+    runtime_enter();
+}
+
+// SyncOp opens a synchronising operation on object `at` (a channel, a semaphore): a release on
+// `at` first, then a RuntimeSection. The operation acquires from `at` once it holds the
+// object's lock (acquire_from); wake-ups are ordered through the parker, as above.
 struct SyncOp {
-    explicit SyncOp(const void* at, bool acquire = true) noexcept
-        : at_(at), acquire_(acquire) {
-        if (at_) hb_release(at_);
+    explicit SyncOp(const void* at) noexcept {
+        if (at) hb_release(at);
         runtime_enter();
     }
-    ~SyncOp() {
-        runtime_leave();
-        if (at_ && acquire_) hb_acquire(at_);
-    }
+    ~SyncOp() { runtime_leave(); }
     SyncOp(const SyncOp&) = delete;
     SyncOp& operator=(const SyncOp&) = delete;
-
-private:
-    const void* at_;
-    bool acquire_;
 };
 
 // store_load_barrier() orders this thread's earlier stores before its later loads (the

@@ -25,6 +25,7 @@ public:
     void acquire(bool lifo = false) {
         SyncOp op(this);
         mu_.lock();
+        acquire_from(this);
         if (count_ > 0) {
             --count_;
             mu_.unlock();
@@ -34,12 +35,13 @@ public:
         w.parker = current_parker();
         if (lifo) q_.push_front(&w); else q_.push_back(&w);
         park_on(mu_);  // woken only with the token: release() handed it over
+        acquire_from(w.parker);
     }
 
     // release() adds n tokens, handing them to waiters first (semrelease1). With handoff the
     // (single) woken waiter runs next on this worker.
     void release(std::uint32_t n = 1, bool handoff = false) {
-        SyncOp op(this, false);  // a woken waiter may destroy *this before this returns
+        SyncOp op(this);  // a woken waiter may destroy *this before this returns
         Waiter* wake = nullptr;  // popped waiters, linked through Waiter::next
         Waiter** tail = &wake;
         mu_.lock();
@@ -54,6 +56,7 @@ public:
         auto& sched = Scheduler::instance();
         while (wake) {
             Waiter* next = wake->next;  // read before ready: the waiter may vanish after
+            release_to(wake->parker);
             sched.ready(wake->parker);
             wake = next;
             if (handoff && !wake) sched.yield_local();
