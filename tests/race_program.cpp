@@ -37,10 +37,16 @@ int parallel() {
 
 int turns() {
     goro::set_gomaxprocs(1);
+    // Both goroutines are alive at once (relaxed: no ordering between them): a goroutine that
+    // starts after the other has finished reuses its stack, and TSan's fiber comes with the
+    // stack, so to TSan they would be one thread.
+    static std::atomic<int> arrived{0};
     goro::WaitGroup wg;
     wg.add(2);
     for (int g = 0; g < 2; ++g)
         goro::go([&wg] {
+            arrived.fetch_add(1, std::memory_order_relaxed);
+            while (arrived.load(std::memory_order_relaxed) < 2) goro::yield();
             for (int i = 0; i < 100; ++i) {
                 ++counter;
                 goro::yield();
