@@ -210,7 +210,7 @@ struct alignas(64) Worker {
     alignas(64) G* curg = nullptr;  // the G running now, nullptr on the scheduler stack
     ctx::fcontext_t g0 = nullptr;   // the scheduler stack's context while a G runs
     std::uint32_t schedtick = 0;
-    std::int64_t slice_start = 0;   // coarse_nanotime() when the current time slice began
+    std::int64_t slice_start = 0;   // coarse_nanotime() when the time slice began; 0: not yet read
     std::uint32_t runnext_picks = 0;
     bool spinning = false;
     StackPool stacks;
@@ -643,12 +643,18 @@ inline G* Scheduler::runq_get(Worker* w) noexcept {
         // The clock is read every 16th pick (every pick in sanitizer builds, where a hand-off
         // can take milliseconds): a chain overruns its slice by 15 hand-offs at most. Reading
         // it at every pick cost unbuffered ping-pong 14%.
-        bool inherit = (++w->runnext_picks & slice_check_mask) != 0 ||
-                       coarse_nanotime() - w->slice_start < time_slice_ns;
+        // A slice's start is stamped lazily, at its first look at the clock (slice_start 0:
+        // a new slice began, see below), so that taking a G from a queue reads no clock.
+        bool inherit = true;
+        if ((++w->runnext_picks & slice_check_mask) == 0) {
+            std::int64_t now = coarse_nanotime();
+            if (w->slice_start == 0) w->slice_start = now;
+            else inherit = now - w->slice_start < time_slice_ns;
+        }
         if (!inherit && runq_empty_local(w)) {
             if (w->sched->runq_len_.load(std::memory_order_relaxed) > 0) return nullptr;
             inherit = true;  // nothing else waits here: a new slice for the chain
-            w->slice_start = coarse_nanotime();
+            w->slice_start = 0;
         }
         if (inherit && w->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel))
             return next;
@@ -659,7 +665,7 @@ inline G* Scheduler::runq_get(Worker* w) noexcept {
         if (t == h) return nullptr;
         G* g = w->runq[h % Worker::runq_size].load(std::memory_order_relaxed);
         if (w->runq_head.compare_exchange_weak(h, h + 1, std::memory_order_acq_rel)) {
-            w->slice_start = coarse_nanotime();
+            w->slice_start = 0;  // g starts a new slice
             return g;
         }
     }
@@ -739,7 +745,7 @@ inline G* Scheduler::globrunq_get_locked(Worker* w, std::uint32_t max) {
     }
     if (!runq_head_) runq_tail_ = nullptr;
     runq_len_.fetch_sub(n, std::memory_order_release);
-    w->slice_start = coarse_nanotime();  // g starts a time slice (runq_get)
+    w->slice_start = 0;  // g starts a new time slice (runq_get)
     return g;
 }
 
