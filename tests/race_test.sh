@@ -5,13 +5,23 @@
 set -u
 prog=$1
 fail=0
+# A run may miss a race: about one run in ten of `parallel` goes unreported since fiber switches
+# stopped synchronising (0 in 30 before). Why, inside TSan, is not established; a guess is a
+# report dropped because the earlier access's stack could not be restored. So a racy mode must
+# be reported within 3 runs.
 for mode in parallel turns; do
-    out=$("$prog" "$mode" 2>&1)
-    status=$?
-    if grep -q "WARNING: ThreadSanitizer: data race" <<<"$out" && [ "$status" -ne 0 ]; then
-        echo "$mode: race reported, exit status $status"
-    else
-        echo "$mode: expected a data race report; exit status $status; output:"
+    reported=0
+    for attempt in 1 2 3; do
+        out=$("$prog" "$mode" 2>&1)
+        status=$?
+        if grep -q "WARNING: ThreadSanitizer: data race" <<<"$out" && [ "$status" -ne 0 ]; then
+            echo "$mode: race reported (run $attempt), exit status $status"
+            reported=1
+            break
+        fi
+    done
+    if [ "$reported" = 0 ]; then
+        echo "$mode: expected a data race report in 3 runs; last exit status $status; output:"
         echo "$out"
         fail=1
     fi
