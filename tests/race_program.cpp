@@ -20,13 +20,15 @@ int counter = 0;  // racy on purpose, or not, by mode
 
 int parallel() {
     goro::set_gomaxprocs(2);
-    static std::atomic<int> ready{0};  // start both loops together, so they overlap in time
+    // Start both loops together, so they overlap in time; relaxed, so that the start itself
+    // orders nothing between them.
+    static std::atomic<int> ready{0};
     goro::WaitGroup wg;
     wg.add(2);
     for (int g = 0; g < 2; ++g)
         goro::go([&wg] {
-            ready.fetch_add(1);
-            while (ready.load() < 2) {
+            ready.fetch_add(1, std::memory_order_relaxed);
+            while (ready.load(std::memory_order_relaxed) < 2) {
             }
             for (int i = 0; i < 100000; ++i) ++counter;
             wg.done();

@@ -5,10 +5,9 @@
 set -u
 prog=$1
 fail=0
-# A run may miss a race: about one run in ten of `parallel` goes unreported since fiber switches
-# stopped synchronising (0 in 30 before). Why, inside TSan, is not established; a guess is a
-# report dropped because the earlier access's stack could not be restored. So a racy mode must
-# be reported within 3 runs.
+# A run may miss a race. `parallel` once started its loops after a seq_cst handshake and then
+# went unreported in ~1 run in 10, most runs under load (its relaxed handshake now gives 0 in
+# 50); the cause inside TSan is not established. So a racy mode must be reported within 3 runs.
 for mode in parallel turns; do
     reported=0
     for attempt in 1 2 3; do
