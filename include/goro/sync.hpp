@@ -272,8 +272,7 @@ public:
         }
         mu_.unlock();
         if (found) {
-            detail::release_to(found->parker);
-            detail::Scheduler::instance().ready(found->parker);
+            detail::wake_parker(found->parker);
         }
     }
 
@@ -284,11 +283,9 @@ public:
         notify_ = wait_;
         detail::Waiter* w = q_.take_all();
         mu_.unlock();
-        auto& sched = detail::Scheduler::instance();
         while (w) {
             detail::Waiter* next = w->next;  // read before ready: w may vanish after
-            detail::release_to(w->parker);
-            sched.ready(w->parker);
+            detail::wake_parker(w->parker);
             w = next;
         }
     }

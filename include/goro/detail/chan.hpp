@@ -176,8 +176,7 @@ inline void send_to(ChanBase* c, Waiter* w, void* src) noexcept {
     c->hand(w->elem, src);
     w->success = true;
     c->lock.unlock();
-    release_to(w->parker);
-    Scheduler::instance().ready(w->parker);
+    wake_parker(w->parker);
 }
 
 // take_from_sender() moves a value to dst from sender w, found in sendq, with c locked.
@@ -198,8 +197,7 @@ inline void take_from_sender(ChanBase* c, Waiter* w, void* dst) noexcept {
 inline void recv_from(ChanBase* c, Waiter* w, void* dst) noexcept {
     take_from_sender(c, w, dst);
     c->lock.unlock();
-    release_to(w->parker);
-    Scheduler::instance().ready(w->parker);
+    wake_parker(w->parker);
 }
 
 inline void buf_send(ChanBase* c, void* src) noexcept {
@@ -329,11 +327,9 @@ inline void closechan(ChanBase* c) {
         }
     }
     c->lock.unlock();
-    auto& sched = Scheduler::instance();
     while (wake) {
         Waiter* next = wake->next;
-        release_to(wake->parker);
-        sched.ready(wake->parker);
+        wake_parker(wake->parker);
         wake = next;
     }
 }
@@ -422,8 +418,7 @@ inline SelectResult selectgo(SelectCase* cases, Waiter* waiters, std::uint16_t* 
                 c->hand(w->elem, sc.elem);
                 w->success = true;
                 sel_unlock(cases, lockorder, norder);
-                release_to(w->parker);
-                Scheduler::instance().ready(w->parker);
+                wake_parker(w->parker);
                 return {i, false};
             }
             if (c->qcount.load(std::memory_order_relaxed) < c->cap) {
@@ -435,8 +430,7 @@ inline SelectResult selectgo(SelectCase* cases, Waiter* waiters, std::uint16_t* 
             if (Waiter* w = dequeue(c->sendq)) {
                 take_from_sender(c, w, sc.elem);
                 sel_unlock(cases, lockorder, norder);
-                release_to(w->parker);
-                Scheduler::instance().ready(w->parker);
+                wake_parker(w->parker);
                 return {i, true};
             }
             if (c->qcount.load(std::memory_order_relaxed) > 0) {

@@ -100,7 +100,7 @@ struct RuntimeSection {
 
 // release_to() and acquire_from() announce an edge from inside one RuntimeSection (or SyncOp),
 // not nested in another: TSan's ignore counters nest, and only the outermost leave lifts them.
-// A channel or semaphore operation wakes a waiter with release_to(w->parker) before ready(),
+// A channel or semaphore operation wakes a waiter with wake_parker (release_to, then ready),
 // and a waiter that parked acquires from its own parker once it resumes: whoever woke it is
 // ordered before what it does next, without touching the object, which may be gone by then.
 inline void release_to(const void* at) noexcept {

@@ -56,8 +56,7 @@ public:
         auto& sched = Scheduler::instance();
         while (wake) {
             Waiter* next = wake->next;  // read before ready: the waiter may vanish after
-            release_to(wake->parker);
-            sched.ready(wake->parker);
+            wake_parker(wake->parker);
             wake = next;
             if (handoff && !wake) sched.yield_local();
         }

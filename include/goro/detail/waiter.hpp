@@ -69,6 +69,14 @@ private:
     Waiter* last_ = nullptr;
 };
 
+// wake_parker() readies a waiter's parker, first ordering the waker before it for the race detector
+// (release_to; the waiter acquires from its parker when it resumes). Call it from inside the
+// operation's one RuntimeSection or SyncOp.
+inline void wake_parker(Parker* p) {
+    release_to(p);
+    Scheduler::instance().ready(p);
+}
+
 // park_on() parks the caller (already queued under `lock`), releasing `lock` once it is safely
 // marked waiting.
 inline void park_on(Lock& lock) {
