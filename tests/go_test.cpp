@@ -6,6 +6,7 @@
 #include "run_util.hpp"
 #include "test_util.hpp"
 
+#include <goro/channel.hpp>
 #include <goro/go.hpp>
 #include <goro/sync.hpp>
 #include <goro/time.hpp>
@@ -716,4 +717,107 @@ TEST_CASE("go: goroutines started from several plain threads at once", "[go][thr
     for (int t = 0; t < threads; ++t) want += static_cast<long>(t) * per;
     CHECK(sum.load() == want);
     CHECK(thread_waits_ok.load() == threads);
+}
+
+// A plain thread queues the goroutines it starts (go, or a channel operation that readies one)
+// on a run queue of its own, which the workers steal from; there are a limited number of such
+// queues, and a thread that exits hands its queue back with whatever is still in it.
+
+TEST_CASE("go: goroutines a plain thread started still run after it exits", "[go][threads]") {
+    // Keep every worker busy in a goroutine that does not yield, so that nothing can take the
+    // thread's goroutines from its queue before the thread exits: they must be handed on.
+    const int procs = goro::gomaxprocs();
+    std::atomic<int> busy{0};
+    std::atomic<bool> release{false};
+    goro::WaitGroup spinners;
+    spinners.add(procs);
+    for (int i = 0; i < procs; ++i)
+        goro::go([&] {
+            busy.fetch_add(1);
+            while (!release.load()) std::this_thread::yield();
+            spinners.done();
+        });
+    REQUIRE(poll_until([&] { return busy.load() == procs; }));
+
+    const int n = 100;
+    std::atomic<int> ran{0};
+    goro::WaitGroup wg;
+    wg.add(n);
+    std::thread([&] {
+        for (int i = 0; i < n; ++i)
+            goro::go([&] {
+                ran.fetch_add(1);
+                wg.done();
+            });
+    }).join();
+    CHECK(ran.load() == 0);  // the workers are still busy: nothing ran yet
+    release = true;
+    wg.wait();
+    spinners.wait();
+    CHECK(ran.load() == n);
+}
+
+TEST_CASE("go: more plain threads starting goroutines at once than there are thread queues",
+          "[go][threads]") {
+    // 100 threads, alive together until each has started its goroutines: more than the
+    // runtime's 64 queues for plain threads, so some use the global queue.
+    const int threads = 100, per = scaled(200, 10);
+    std::atomic<long> sum{0};
+    std::atomic<int> started{0};
+    goro::WaitGroup wg;
+    wg.add(threads * per);
+    std::vector<std::thread> ts;
+    for (int t = 0; t < threads; ++t)
+        ts.emplace_back([&, t] {
+            for (int i = 0; i < per; ++i)
+                goro::go(
+                    [&](int v) {
+                        sum.fetch_add(v, std::memory_order_relaxed);
+                        wg.done();
+                    },
+                    t + 1);
+            started.fetch_add(1);
+            while (started.load() < threads) std::this_thread::yield();
+        });
+    for (auto& t : ts) t.join();
+    wg.wait();
+    CHECK(sum.load() == static_cast<long>(per) * threads * (threads + 1) / 2);
+    CHECK(poll_until([] { return goro::num_goroutine() == 0; }));
+}
+
+TEST_CASE("go: a plain thread's goroutine runs on one worker kept busy by a hand-off chain",
+          "[go][threads][gomaxprocs]") {
+    // A pair of goroutines passing a token back and forth keeps the worker's runnext slot full
+    // for good; the goroutine main starts afterwards sits in main's queue, and must still get
+    // its turn once the pair's time slice is used up.
+    goro_test::GomaxprocsGuard procs(1);
+    REQUIRE(settle_on_one_worker());
+    goro::Channel<int> ping, pong;
+    std::atomic<bool> stop{false};
+    std::atomic<long> handoffs{0};
+    goro::WaitGroup pair;
+    pair.add(2);
+    goro::go([&] {
+        while (!stop.load()) {
+            ping.send(1);
+            pong.recv();
+            handoffs.fetch_add(1, std::memory_order_relaxed);
+        }
+        ping.close();
+        pair.done();
+    });
+    goro::go([&] {
+        for (int v : ping) pong.send(v);
+        pair.done();
+    });
+    REQUIRE(poll_until([&] { return handoffs.load() > 1000; }));
+    goro::WaitGroup stopper;
+    stopper.add(1);
+    goro::go([&] {
+        stop = true;
+        stopper.done();
+    });
+    stopper.wait();
+    pair.wait();
+    CHECK(stop.load());
 }

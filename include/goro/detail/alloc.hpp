@@ -5,11 +5,20 @@
 // sends every cross-thread free through its arena lock). Blocks of four size classes are kept
 // in per-thread caches and move between threads in batches of 64 through a locked global
 // depot, so the lock is taken once per 64 goroutines (tcmalloc's transfer cache, Go's gfget
-// and gfput). The depot keeps at most a bounded number of batches and frees the rest.
+// and gfput). The depot keeps at most a bounded number of blocks and frees the rest.
+//
+// A cache is an array of pointers, not a list threaded through the blocks (Bonwick's
+// magazines): a block freed on another worker is cold in the allocating thread's cache, and a
+// list would have to be walked, one dependent miss per block, to be counted or popped. With
+// an array the next blocks' addresses are known, and allocate() prefetches a few ahead, so
+// the misses of a spawning loop overlap instead of stalling it one by one. Measured: a plain
+// thread spawning 1M goroutines spent ~45% of its time walking fresh batches.
 #pragma once
 
 #include "goro/detail/platform.hpp"
 
+#include <algorithm>
+#include <cstring>
 #include <mutex>
 #include <new>
 
@@ -33,20 +42,17 @@ public:
         return ::operator new(class_size(c));
 #endif
         Local& l = local();
-        Block* b = l.head[c];
-        if (GORO_UNLIKELY(!b)) {
-            b = depot().take(c);
-            if (!b) return ::operator new(class_size(c));
-            // Count the batch rather than assume it is full: a thread that exits hands what
-            // it has left to the depot as one short batch, and a count above the true length
-            // made a later flush() walk off the end of the list.
-            std::size_t n = 0;
-            for (Block* p = b; p; p = p->next) ++n;
-            l.count[c] = n;
+        std::size_t n = l.n[c];
+        if (GORO_UNLIKELY(n == 0)) {
+            n = depot().take(c, l.slot[c]);
+            if (n == 0) return ::operator new(class_size(c));
+            for (std::size_t i = 1; i <= std::min(n, prefetch_ahead); ++i)
+                prefetch_block(l.slot[c][n - i], c);
         }
-        l.head[c] = b->next;
-        --l.count[c];
-        return b;
+        --n;
+        l.n[c] = n;
+        if (n >= prefetch_ahead) prefetch_block(l.slot[c][n - prefetch_ahead], c);
+        return l.slot[c][n];
     }
 
     // deallocate() returns a block of class c to this thread's cache.
@@ -56,69 +62,83 @@ public:
         return;
 #endif
         Local& l = local();
-        auto* b = static_cast<Block*>(p);
-        b->next = l.head[c];
-        l.head[c] = b;
-        if (GORO_UNLIKELY(++l.count[c] >= 2 * batch)) l.flush(c, batch);
+        std::size_t n = l.n[c];
+        if (GORO_UNLIKELY(n == 2 * batch)) {
+            // Hand the older half on: the newer blocks are the warmer ones.
+            depot().put(c, l.slot[c], batch);
+            std::memmove(l.slot[c], l.slot[c] + batch, batch * sizeof(void*));
+            n = batch;
+        }
+        l.slot[c][n] = p;
+        l.n[c] = n + 1;
     }
 
 private:
-    struct Block {
-        Block* next;
-        Block* next_batch;  // in the depot: the first block of the following batch
-    };
+    // How many blocks ahead allocate() prefetches: a spawn takes some tens of nanoseconds, a
+    // line from another core's cache about a hundred.
+    static constexpr std::size_t prefetch_ahead = 4;
 
+    static void prefetch_block(void* p, int c) noexcept {
+        // The G's fields and a small closure: the first two lines (all of a class-0 block).
+        // For writing (prefetchw, which CPUs without it run as a no-op): the line then comes
+        // exclusive, rather than shared and then upgraded at the first store.
+        (void)c;
+#if defined(__x86_64__)
+        asm volatile("prefetchw %0" ::"m"(*static_cast<char*>(p)));
+        asm volatile("prefetchw %0" ::"m"(*(static_cast<char*>(p) + 64)));
+#else
+        __builtin_prefetch(p, 1, 3);
+        __builtin_prefetch(static_cast<char*>(p) + 64, 1, 3);
+#endif
+    }
+
+    // Depot is a stack of free blocks per class: batches are pushed and popped whole, the
+    // most recently freed (the warmest) first.
     class Depot {
     public:
-        Block* take(int c) noexcept {
+        // take() moves up to one batch of class c into out and returns how many.
+        std::size_t take(int c, void** out) noexcept {
             std::lock_guard<Lock> g(mu_);
-            Block* b = batches_[c];
-            if (b) {
-                batches_[c] = b->next_batch;
-                --n_[c];
-            }
-            return b;
+            std::size_t n = std::min(n_[c], batch);
+            if (n == 0) return 0;  // blocks_[c] may not exist yet
+            n_[c] -= n;
+            std::memcpy(out, blocks_[c] + n_[c], n * sizeof(void*));
+            return n;
         }
-        void put(int c, Block* first) noexcept {
+        // put() moves n blocks of class c in, or frees them if the depot is full.
+        void put(int c, void* const* in, std::size_t n) noexcept {
             {
                 std::lock_guard<Lock> g(mu_);
-                if (n_[c] < max_batches) {
-                    first->next_batch = batches_[c];
-                    batches_[c] = first;
-                    ++n_[c];
-                    return;
+                if (n_[c] + n <= max_blocks) {
+                    if (!blocks_[c]) blocks_[c] = new (std::nothrow) void*[max_blocks];
+                    if (blocks_[c]) {
+                        std::memcpy(blocks_[c] + n_[c], in, n * sizeof(void*));
+                        n_[c] += n;
+                        return;
+                    }
                 }
             }
-            while (first) {
-                Block* next = first->next;
-                ::operator delete(first);
-                first = next;
-            }
+            for (std::size_t i = 0; i < n; ++i) ::operator delete(in[i]);
         }
 
     private:
-        static constexpr std::size_t max_batches = 4096;  // 256 Ki blocks per class
+        // 256 Ki blocks per class at most (32-256 MiB); the arrays' pages are touched only as
+        // they fill.
+        static constexpr std::size_t max_blocks = 4096 * batch;
         Lock mu_;
-        Block* batches_[classes] = {};  // guarded by mu_
+        void** blocks_[classes] = {};   // guarded by mu_; allocated on first use
         std::size_t n_[classes] = {};   // guarded by mu_
     };
 
     struct Local {
-        Block* head[classes] = {};
-        std::size_t count[classes] = {};
-        // flush() moves n blocks of class c to the depot as one batch.
-        void flush(int c, std::size_t n) noexcept {
-            Block* first = head[c];
-            Block* last = first;
-            for (std::size_t i = 1; i < n; ++i) last = last->next;
-            head[c] = last->next;
-            last->next = nullptr;
-            count[c] -= n;
-            depot().put(c, first);
-        }
+        void* slot[classes][2 * batch];
+        std::size_t n[classes] = {};
         ~Local() {
-            for (std::size_t c = 0; c < classes; ++c)
-                while (count[c] > 0) flush(static_cast<int>(c), std::min(count[c], batch));
+            for (std::size_t c = 0; c < classes; ++c) {
+                for (std::size_t i = 0; i < n[c]; i += batch)
+                    depot().put(static_cast<int>(c), slot[c] + i, std::min(batch, n[c] - i));
+                n[c] = 0;
+            }
         }
     };
 

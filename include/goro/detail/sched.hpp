@@ -12,8 +12,19 @@
 // runqget, runqgrab in proc.go). A G made runnable by a goroutine (ready, or go) goes to the
 // waker's runnext, so a producer/consumer pair runs back to back on one worker with warm caches;
 // the displaced runnext goes to the tail. When the ring is full, half of it moves to the global
-// queue. Plain threads, blocking-pool threads and yield() put Gs on the global queue, which
-// workers check first every 61st round so that it cannot starve.
+// queue. yield() puts the G on the global queue, which workers check first every 61st round so
+// that it cannot starve.
+//
+// Plain threads. Go's main is a goroutine with a P; goro's main is a plain thread, and so are
+// blocking-pool threads. Each such thread that makes Gs runnable (go, or ready) claims a ring
+// of its own (ExtQueue: a P's run queue without the P) and pushes there without a lock; the
+// workers steal from it as from each other. When the thread exits, the ring, with whatever it
+// still holds, is free for the next thread to claim. Through the global queue, a plain thread
+// spawning in a loop took its lock and shared its cache lines with every worker at each go():
+// five locked instructions per spawn, where the ring needs one (wakep's fence). At most
+// max_ext rings exist; further threads use the global queue. A worker whose own queue is empty
+// looks at the rings before the global queue, as a P's own queue comes first in Go, and every
+// 61st round it takes one G from them so that a busy worker cannot starve them.
 //
 // Idle workers and spinning (findrunnable in proc.go). A worker that finds no work becomes
 // "spinning" and tries to steal, but only while spinning workers are fewer than half the busy
@@ -194,17 +205,28 @@ Unlock make_unlock(F& f) noexcept {
                   &f};
 }
 
-struct alignas(64) Worker {
+// RunQueue is a bounded lock-free ring of Gs: head is taken by anyone with a CAS, tail is
+// written by the owner only; a worker's also has a runnext slot.
+struct alignas(64) RunQueue {
     static constexpr std::uint32_t runq_size = 256;
 
-    Scheduler* sched = nullptr;
-    int id = 0;
-
-    // Run queue: head is taken by anyone with a CAS, tail is written by the owner only.
-    alignas(64) std::atomic<std::uint32_t> runq_head{0};
+    std::atomic<std::uint32_t> runq_head{0};
     std::atomic<std::uint32_t> runq_tail{0};
     std::atomic<G*> runnext{nullptr};
     std::atomic<G*> runq[runq_size];
+};
+
+// ExtQueue is a plain thread's run queue (see "Plain threads" above); runnext stays empty.
+struct ExtQueue : RunQueue {
+    alignas(64) std::atomic<bool> owned{false};  // claimed by a live thread
+    // Goroutines created through this queue (num_goroutine sums them); written by the owner.
+    std::atomic<std::int64_t> created{0};
+    std::uint64_t goid_next = 0, goid_end = 0;  // owner only
+};
+
+struct alignas(64) Worker : RunQueue {
+    Scheduler* sched = nullptr;
+    int id = 0;
 
     // Owner-only state.
     alignas(64) G* curg = nullptr;  // the G running now, nullptr on the scheduler stack
@@ -249,6 +271,15 @@ struct alignas(64) Worker {
 // inlined so that a goroutine that migrated to another thread never sees a cached TLS address.
 inline thread_local Worker* tls_worker = nullptr;
 inline thread_local ThreadParker tls_parker;
+
+// ExtHandle is a plain thread's claim on an ExtQueue, handed back when the thread exits.
+struct ExtHandle {
+    Scheduler* sched = nullptr;  // the scheduler q belongs to
+    ExtQueue* q = nullptr;       // nullptr: this thread uses the global queue
+    bool exited = false;         // handed back: the thread is exiting
+    ~ExtHandle();
+};
+inline thread_local ExtHandle tls_ext;
 
 GORO_NOINLINE inline Worker* current_worker() noexcept {
     RuntimeSection rs;
@@ -357,10 +388,11 @@ private:
     void ensure_started();
 
     // run queues
-    static bool runq_empty(Worker* w) noexcept;
-    void runq_put(Worker* w, G* g, bool next);
-    bool runq_put_slow(Worker* w, G* g, std::uint32_t h, std::uint32_t t);
+    static bool runq_empty(RunQueue* q) noexcept;
+    void runq_put(RunQueue* q, G* g, bool next);
+    bool runq_put_slow(RunQueue* q, G* g, std::uint32_t h, std::uint32_t t);
     static G* runq_get(Worker* w) noexcept;
+    static G* runq_pop(RunQueue* q) noexcept;
     static bool runq_empty_local(Worker* w) noexcept {
         return w->runq_head.load(std::memory_order_acquire) ==
                w->runq_tail.load(std::memory_order_relaxed);
@@ -371,10 +403,20 @@ private:
 #else
     static constexpr std::uint32_t slice_check_mask = 15;
 #endif
-    static std::uint32_t runq_grab(Worker* v, G** batch, std::uint32_t start, bool steal_next) noexcept;
-    G* runq_steal(Worker* w, Worker* v, bool steal_next) noexcept;
+    static std::uint32_t runq_grab(RunQueue* v, G** batch, std::uint32_t start,
+                                   bool steal_next) noexcept;
+    G* runq_steal(Worker* w, RunQueue* v, bool steal_next) noexcept;
     void globrunq_put(G* g);
     G* globrunq_get_locked(Worker* w, std::uint32_t max);
+
+    // plain threads' run queues
+    friend struct ExtHandle;
+    void put_plain(G* g, bool spawned);
+    ExtQueue* ext_queue();
+    ExtQueue* claim_ext();
+    void release_ext(ExtQueue* q);
+    bool ext_pending() const noexcept;
+    G* ext_steal(Worker* w, bool one) noexcept;
 
     // idle workers
     void wakep();
@@ -386,7 +428,7 @@ private:
 
     void park_thread(Unlock unlock);
     void switch_out(G* g, Worker::Action a);
-    std::uint64_t new_goid(Worker* w);
+    std::uint64_t new_goid(std::uint64_t& next, std::uint64_t& end);
 
     static void g_entry(ctx::transfer_t t) noexcept;
     static void install_overflow_handler();
@@ -413,8 +455,12 @@ private:
     std::atomic<Worker*> poller_{nullptr};        // the idle worker sleeping until a timer
     std::atomic<std::int64_t> poll_until_{0};
 
-    std::atomic<std::uint64_t> goid_gen_{1};
-    std::atomic<std::int64_t> ext_created_{0};     // goroutines created by plain threads
+    static constexpr int max_ext = 64;
+    std::atomic<int> next_ext_{0};                 // ext_[0, next_ext_) exist; grows under mu_
+    ExtQueue* ext_[max_ext] = {};                  // plain threads' queues, never freed
+
+    alignas(64) std::atomic<std::uint64_t> goid_gen_{1};
+    std::atomic<std::int64_t> ext_created_{0};     // created by plain threads without a queue
     std::atomic<int> ntimers_{0};                  // pending timers, all heaps
     std::atomic<int> nblocking_{0};                // blocking() calls and I/O waits in flight
     std::atomic<int> nblocked_threads_{0};         // plain threads parked in park()
@@ -547,14 +593,14 @@ inline int Scheduler::nactive() const noexcept {
     return std::min(gomaxprocs(), nworkers_.load(std::memory_order_acquire));
 }
 
-inline std::uint64_t Scheduler::new_goid(Worker* w) {
-    if (!w) return goid_gen_.fetch_add(1, std::memory_order_relaxed);
-    if (w->goid_next == w->goid_end) {
+// new_goid() takes the next id of a batch (Go's goidcache), refilling it from goid_gen_.
+inline std::uint64_t Scheduler::new_goid(std::uint64_t& next, std::uint64_t& end) {
+    if (next == end) {
         constexpr std::uint64_t batch = 16;
-        w->goid_next = goid_gen_.fetch_add(batch, std::memory_order_relaxed);
-        w->goid_end = w->goid_next + batch;
+        next = goid_gen_.fetch_add(batch, std::memory_order_relaxed);
+        end = next + batch;
     }
-    return w->goid_next++;
+    return next++;
 }
 
 inline void Scheduler::spawn(G* g) {
@@ -563,20 +609,41 @@ inline void Scheduler::spawn(G* g) {
     ensure_started();
     Worker* w = current_worker();
     if (w && w->sched != this) w = nullptr;
-    g->id = new_goid(w);
     if (w) {
+        g->id = new_goid(w->goid_next, w->goid_end);
         w->created.store(w->created.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
         runq_put(w, g, true);
     } else {
-        ext_created_.fetch_add(1, std::memory_order_relaxed);
-        globrunq_put(g);
+        put_plain(g, true);
     }
     wakep();
+}
+
+// put_plain() queues g from a plain thread: on the thread's own queue if it has one, else on
+// the global queue. A new G (spawned) also gets its id and is counted. Kept out of line so
+// that the workers' paths through ready() and spawn() stay small.
+GORO_NOINLINE inline void Scheduler::put_plain(G* g, bool spawned) {
+    if (ExtQueue* q = ext_queue()) {
+        if (spawned) {
+            g->id = new_goid(q->goid_next, q->goid_end);
+            q->created.store(q->created.load(std::memory_order_relaxed) + 1,
+                             std::memory_order_relaxed);
+        }
+        runq_put(q, g, false);
+    } else {
+        if (spawned) {
+            g->id = goid_gen_.fetch_add(1, std::memory_order_relaxed);
+            ext_created_.fetch_add(1, std::memory_order_relaxed);
+        }
+        globrunq_put(g);
+    }
 }
 
 inline std::size_t Scheduler::num_goroutine() const noexcept {
     RuntimeSection rs;
     std::int64_t n = ext_created_.load(std::memory_order_relaxed);
+    int ne = next_ext_.load(std::memory_order_acquire);
+    for (int i = 0; i < ne; ++i) n += ext_[i]->created.load(std::memory_order_relaxed);
     int nw = nworkers_.load(std::memory_order_acquire);
     for (int i = 0; i < nw; ++i) {
         n += workers_[i]->created.load(std::memory_order_relaxed);
@@ -587,39 +654,39 @@ inline std::size_t Scheduler::num_goroutine() const noexcept {
 
 // ---- run queues (runqput, runqget, runqgrab, runqsteal, globrunqput, globrunqget) ----
 
-inline bool Scheduler::runq_empty(Worker* w) noexcept {
+inline bool Scheduler::runq_empty(RunQueue* q) noexcept {
     for (;;) {
-        std::uint32_t h = w->runq_head.load(std::memory_order_acquire);
-        std::uint32_t t = w->runq_tail.load(std::memory_order_acquire);
-        G* next = w->runnext.load(std::memory_order_acquire);
-        if (w->runq_tail.load(std::memory_order_acquire) == t) return h == t && next == nullptr;
+        std::uint32_t h = q->runq_head.load(std::memory_order_acquire);
+        std::uint32_t t = q->runq_tail.load(std::memory_order_acquire);
+        G* next = q->runnext.load(std::memory_order_acquire);
+        if (q->runq_tail.load(std::memory_order_acquire) == t) return h == t && next == nullptr;
     }
 }
 
-inline void Scheduler::runq_put(Worker* w, G* g, bool next) {
+inline void Scheduler::runq_put(RunQueue* q, G* g, bool next) {
     if (next) {
-        g = w->runnext.exchange(g, std::memory_order_acq_rel);
+        g = q->runnext.exchange(g, std::memory_order_acq_rel);
         if (!g) return;
     }
     for (;;) {
-        std::uint32_t h = w->runq_head.load(std::memory_order_acquire);
-        std::uint32_t t = w->runq_tail.load(std::memory_order_relaxed);
-        if (t - h < Worker::runq_size) {
-            w->runq[t % Worker::runq_size].store(g, std::memory_order_relaxed);
-            w->runq_tail.store(t + 1, std::memory_order_release);
+        std::uint32_t h = q->runq_head.load(std::memory_order_acquire);
+        std::uint32_t t = q->runq_tail.load(std::memory_order_relaxed);
+        if (t - h < RunQueue::runq_size) {
+            q->runq[t % RunQueue::runq_size].store(g, std::memory_order_relaxed);
+            q->runq_tail.store(t + 1, std::memory_order_release);
             return;
         }
-        if (runq_put_slow(w, g, h, t)) return;
+        if (runq_put_slow(q, g, h, t)) return;
     }
 }
 
-// runq_put_slow() moves g and half of the full local queue to the global queue.
-inline bool Scheduler::runq_put_slow(Worker* w, G* g, std::uint32_t h, std::uint32_t t) {
-    constexpr std::uint32_t n = Worker::runq_size / 2;
+// runq_put_slow() moves g and half of the full queue q to the global queue.
+inline bool Scheduler::runq_put_slow(RunQueue* q, G* g, std::uint32_t h, std::uint32_t t) {
+    constexpr std::uint32_t n = RunQueue::runq_size / 2;
     G* batch[n + 1];
     for (std::uint32_t i = 0; i < n; ++i)
-        batch[i] = w->runq[(h + i) % Worker::runq_size].load(std::memory_order_relaxed);
-    if (!w->runq_head.compare_exchange_strong(h, h + n, std::memory_order_acq_rel)) return false;
+        batch[i] = q->runq[(h + i) % RunQueue::runq_size].load(std::memory_order_relaxed);
+    if (!q->runq_head.compare_exchange_strong(h, h + n, std::memory_order_acq_rel)) return false;
     (void)t;
     batch[n] = g;
     for (std::uint32_t i = 0; i < n; ++i) batch[i]->schedlink = batch[i + 1];
@@ -652,27 +719,33 @@ inline G* Scheduler::runq_get(Worker* w) noexcept {
             else inherit = now - w->slice_start < time_slice_ns;
         }
         if (!inherit && runq_empty_local(w)) {
-            if (w->sched->runq_len_.load(std::memory_order_relaxed) > 0) return nullptr;
+            if (w->sched->runq_len_.load(std::memory_order_relaxed) > 0 ||
+                w->sched->ext_pending())
+                return nullptr;
             inherit = true;  // nothing else waits here: a new slice for the chain
             w->slice_start = 0;
         }
         if (inherit && w->runnext.compare_exchange_strong(next, nullptr, std::memory_order_acq_rel))
             return next;
     }
+    G* g = runq_pop(w);
+    if (g) w->slice_start = 0;  // g starts a new slice
+    return g;
+}
+
+// runq_pop() takes the G at q's head: its owner's way in runq_get, anyone's in ext_steal.
+inline G* Scheduler::runq_pop(RunQueue* q) noexcept {
     for (;;) {
-        std::uint32_t h = w->runq_head.load(std::memory_order_acquire);
-        std::uint32_t t = w->runq_tail.load(std::memory_order_relaxed);
+        std::uint32_t h = q->runq_head.load(std::memory_order_acquire);
+        std::uint32_t t = q->runq_tail.load(std::memory_order_acquire);
         if (t == h) return nullptr;
-        G* g = w->runq[h % Worker::runq_size].load(std::memory_order_relaxed);
-        if (w->runq_head.compare_exchange_weak(h, h + 1, std::memory_order_acq_rel)) {
-            w->slice_start = 0;  // g starts a new slice
-            return g;
-        }
+        G* g = q->runq[h % RunQueue::runq_size].load(std::memory_order_relaxed);
+        if (q->runq_head.compare_exchange_weak(h, h + 1, std::memory_order_acq_rel)) return g;
     }
 }
 
 // runq_grab() takes half of v's queue into batch[start...]; with steal_next it may take runnext.
-inline std::uint32_t Scheduler::runq_grab(Worker* v, G** batch, std::uint32_t start,
+inline std::uint32_t Scheduler::runq_grab(RunQueue* v, G** batch, std::uint32_t start,
                                           bool steal_next) noexcept {
     for (;;) {
         std::uint32_t h = v->runq_head.load(std::memory_order_acquire);
@@ -707,7 +780,7 @@ inline std::uint32_t Scheduler::runq_grab(Worker* v, G** batch, std::uint32_t st
 }
 
 // runq_steal() moves half of v's queue to w's and returns one G to run.
-inline G* Scheduler::runq_steal(Worker* w, Worker* v, bool steal_next) noexcept {
+inline G* Scheduler::runq_steal(Worker* w, RunQueue* v, bool steal_next) noexcept {
     std::uint32_t t = w->runq_tail.load(std::memory_order_relaxed);
     G* batch[Worker::runq_size];
     std::uint32_t n = runq_grab(v, batch, 0, steal_next);
@@ -747,6 +820,83 @@ inline G* Scheduler::globrunq_get_locked(Worker* w, std::uint32_t max) {
     runq_len_.fetch_sub(n, std::memory_order_release);
     w->slice_start = 0;  // g starts a new time slice (runq_get)
     return g;
+}
+
+// ---- plain threads' run queues ----
+
+// ext_queue() is the calling plain thread's run queue, claimed on first use; nullptr when it
+// has none (the global queue serves it): all max_ext are taken, the thread is exiting, or
+// deterministic mode, whose one worker gathers runnable Gs from the global queue only.
+inline ExtQueue* Scheduler::ext_queue() {
+    ExtHandle& h = tls_ext;
+    if (GORO_LIKELY(h.sched == this)) return h.q;
+    if (h.sched || h.exited || det_seed_) return nullptr;
+    h.sched = this;
+    h.q = claim_ext();
+    return h.q;
+}
+
+inline ExtQueue* Scheduler::claim_ext() {
+    int n = next_ext_.load(std::memory_order_acquire);
+    for (int i = 0; i < n; ++i) {
+        bool free = false;
+        if (!ext_[i]->owned.load(std::memory_order_relaxed) &&
+            ext_[i]->owned.compare_exchange_strong(free, true, std::memory_order_acq_rel))
+            return ext_[i];
+    }
+    auto* q = new (std::nothrow) ExtQueue;
+    if (!q) return nullptr;
+    q->owned.store(true, std::memory_order_relaxed);
+    {
+        std::lock_guard<Lock> lk(mu_);
+        n = next_ext_.load(std::memory_order_relaxed);
+        if (n < max_ext) {
+            ext_[n] = q;
+            next_ext_.store(n + 1, std::memory_order_release);
+            return q;
+        }
+    }
+    delete q;
+    return nullptr;
+}
+
+// release_ext() hands q back when its thread exits. What it still holds stays there: the
+// workers look at every queue that exists, owned or not, and the next owner pushes behind it.
+inline void Scheduler::release_ext(ExtQueue* q) {
+    RuntimeSection rs;
+    q->owned.store(false, std::memory_order_release);
+}
+
+inline ExtHandle::~ExtHandle() {
+    exited = true;  // a go() later in this thread's exit uses the global queue
+    if (q) sched->release_ext(q);
+    q = nullptr;
+    sched = nullptr;
+}
+
+// ext_pending() tells whether some plain thread's queue holds a G.
+inline bool Scheduler::ext_pending() const noexcept {
+    int n = next_ext_.load(std::memory_order_acquire);
+    for (int i = 0; i < n; ++i)
+        if (!runq_empty(ext_[i])) return true;
+    return false;
+}
+
+// ext_steal() takes work from the plain threads' queues, starting at a random one: half a
+// queue into w's (which must be empty), or with `one` a single G, leaving w's queue as it is.
+inline G* Scheduler::ext_steal(Worker* w, bool one) noexcept {
+    int n = next_ext_.load(std::memory_order_acquire);
+    if (n == 0) return nullptr;
+    std::uint32_t start = n == 1 ? 0 : fastrandn(static_cast<std::uint32_t>(n));
+    for (int k = 0; k < n; ++k) {
+        ExtQueue* q = ext_[(start + k) % n];
+        if (runq_empty(q)) continue;
+        if (G* g = one ? runq_pop(q) : runq_steal(w, q, false)) {
+            w->slice_start = 0;  // g starts a new time slice (runq_get)
+            return g;
+        }
+    }
+    return nullptr;
 }
 
 // ---- idle workers (wakep, resetspinning, pidleget) ----
@@ -882,8 +1032,15 @@ inline G* Scheduler::find_runnable(Worker* w) {
                 std::lock_guard<Lock> lk(mu_);
                 if (G* g = globrunq_get_locked(w, 1)) return g;
             }
+            if (G* g = ext_steal(w, true)) return g;
         }
         if (G* g = runq_get(w)) return g;
+        // runq_get() came back empty-handed: w's ring is empty (runnext may hold a G whose
+        // chain used up its slice), so a steal can fill it. The plain threads' queues come
+        // before the global one, as a P's own queue does in Go, where main is a goroutine and
+        // its Gs are local: otherwise a goroutine that yields (to the global queue) would be
+        // picked again and again before those a plain thread started.
+        if (G* g = ext_steal(w, false)) return g;
         if (runq_len_.load(std::memory_order_acquire) > 0) {
             std::lock_guard<Lock> lk(mu_);
             if (G* g = globrunq_get_locked(w, Worker::runq_size)) return g;
@@ -919,7 +1076,7 @@ inline G* Scheduler::find_runnable(Worker* w) {
         }
         if (was_spinning) nmspinning_.fetch_sub(1, std::memory_order_acq_rel);
         store_load_barrier();
-        bool work = runq_len_.load(std::memory_order_acquire) > 0;
+        bool work = runq_len_.load(std::memory_order_acquire) > 0 || ext_pending();
         std::int64_t next_timer = TimerHeap::never;
         int n = nactive();
         for (int i = 0; i < n && !work; ++i) {
@@ -1364,7 +1521,7 @@ inline void Scheduler::ready(Parker* p) {
     G* g = static_cast<G*>(p);
     Worker* w = current_worker();
     if (w && w->sched == this) runq_put(w, g, true);
-    else globrunq_put(g);
+    else put_plain(g, false);
     wakep();
 }
 
@@ -1434,6 +1591,7 @@ inline void Scheduler::check_dead() {
     if (blocked == 0) return;
     for (int i = 0; i < nw; ++i)
         if (!runq_empty(workers_[i])) return;
+    if (ext_pending()) return;
     int known = nw + pool_.threads() + blocked;
     int threads = process_threads();
 #if GORO_TSAN
