@@ -47,11 +47,11 @@ public:
             n = depot().take(c, l.slot[c]);
             if (n == 0) return ::operator new(class_size(c));
             for (std::size_t i = 1; i <= std::min(n, prefetch_ahead); ++i)
-                prefetch_block(l.slot[c][n - i], c);
+                prefetch_for_write(l.slot[c][n - i]);
         }
         --n;
         l.n[c] = n;
-        if (n >= prefetch_ahead) prefetch_block(l.slot[c][n - prefetch_ahead], c);
+        if (n >= prefetch_ahead) prefetch_for_write(l.slot[c][n - prefetch_ahead]);
         return l.slot[c][n];
     }
 
@@ -77,20 +77,6 @@ private:
     // How many blocks ahead allocate() prefetches: a spawn takes some tens of nanoseconds, a
     // line from another core's cache about a hundred.
     static constexpr std::size_t prefetch_ahead = 4;
-
-    static void prefetch_block(void* p, int c) noexcept {
-        // The G's fields and a small closure: the first two lines (all of a class-0 block).
-        // For writing (prefetchw, which CPUs without it run as a no-op): the line then comes
-        // exclusive, rather than shared and then upgraded at the first store.
-        (void)c;
-#if defined(__x86_64__)
-        asm volatile("prefetchw %0" ::"m"(*static_cast<char*>(p)));
-        asm volatile("prefetchw %0" ::"m"(*(static_cast<char*>(p) + 64)));
-#else
-        __builtin_prefetch(p, 1, 3);
-        __builtin_prefetch(static_cast<char*>(p) + 64, 1, 3);
-#endif
-    }
 
     // Depot is a stack of free blocks per class: batches are pushed and popped whole, the
     // most recently freed (the warmest) first.

@@ -71,6 +71,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <exception>
 #include <functional>
@@ -129,7 +130,6 @@ inline EhGlobals* eh_globals() noexcept {
 // G is a goroutine's control block (Go's g), allocated together with its closure.
 struct G : Parker {
     G() noexcept : Parker(Kind::goroutine) {}
-    G* schedlink = nullptr;        // global run queue link; guarded by Scheduler::mu_
     ctx::fcontext_t context = nullptr;  // saved registers while not running
     Stack stack;                   // empty until the goroutine first runs
     Worker* m = nullptr;           // worker running it; valid while it runs
@@ -204,6 +204,52 @@ Unlock make_unlock(F& f) noexcept {
                   },
                   &f};
 }
+
+// GlobalRunQueue is the global run queue (sched.runq), guarded by Scheduler::mu_: a growable
+// ring of G pointers. Go links the Gs themselves through g.schedlink, so that moving a batch
+// touches every G in it: linking the half of a full local ring that overflows, and walking
+// the list to take a share back, one dependent cache miss per G (pushed by another worker, or
+// evicted since), all under the lock. skynet spent ~12% of its time in that walk. Pointers in
+// an array move without touching the Gs.
+class GlobalRunQueue {
+public:
+    GlobalRunQueue() = default;
+    GlobalRunQueue(const GlobalRunQueue&) = delete;
+    ~GlobalRunQueue() { std::free(buf_); }
+
+    std::uint32_t size() const noexcept { return n_; }
+
+    void push(G* const* gs, std::uint32_t n) {
+        if (n_ + n > cap_) grow(n_ + n);
+        for (std::uint32_t i = 0; i < n; ++i) buf_[(head_ + n_ + i) & (cap_ - 1)] = gs[i];
+        n_ += n;
+    }
+    G* pop() noexcept {
+        if (n_ == 0) return nullptr;
+        G* g = buf_[head_];
+        head_ = (head_ + 1) & (cap_ - 1);
+        --n_;
+        return g;
+    }
+
+private:
+    void grow(std::uint32_t need) {
+        std::uint32_t cap = cap_ ? cap_ : 1024;
+        while (cap < need) cap *= 2;
+        auto* buf = static_cast<G**>(std::malloc(sizeof(G*) * cap));
+        if (!buf) fatal("out of memory growing the global run queue");
+        for (std::uint32_t i = 0; i < n_; ++i) buf[i] = buf_[(head_ + i) & (cap_ - 1)];
+        std::free(buf_);
+        buf_ = buf;
+        cap_ = cap;
+        head_ = 0;
+    }
+
+    G** buf_ = nullptr;
+    std::uint32_t cap_ = 0;  // a power of two
+    std::uint32_t head_ = 0;
+    std::uint32_t n_ = 0;
+};
 
 // RunQueue is a bounded lock-free ring of Gs: head is taken by anyone with a CAS, tail is
 // written by the owner only; a worker's also has a runnext slot.
@@ -444,8 +490,7 @@ private:
     std::atomic<bool> started_{false};
 
     Lock mu_;                                     // sched.lock
-    G* runq_head_ = nullptr;                      // guarded by mu_
-    G* runq_tail_ = nullptr;                      // guarded by mu_
+    GlobalRunQueue runq_;                         // guarded by mu_
     std::atomic<std::uint32_t> runq_len_{0};      // written under mu_
     Worker* idle_list_ = nullptr;                 // guarded by mu_
     std::atomic<int> npidle_{0};                  // written under mu_
@@ -689,11 +734,8 @@ inline bool Scheduler::runq_put_slow(RunQueue* q, G* g, std::uint32_t h, std::ui
     if (!q->runq_head.compare_exchange_strong(h, h + n, std::memory_order_acq_rel)) return false;
     (void)t;
     batch[n] = g;
-    for (std::uint32_t i = 0; i < n; ++i) batch[i]->schedlink = batch[i + 1];
-    batch[n]->schedlink = nullptr;
     std::lock_guard<Lock> lk(mu_);
-    if (runq_tail_) runq_tail_->schedlink = batch[0]; else runq_head_ = batch[0];
-    runq_tail_ = batch[n];
+    runq_.push(batch, n + 1);
     runq_len_.fetch_add(n + 1, std::memory_order_release);
     return true;
 }
@@ -729,7 +771,15 @@ inline G* Scheduler::runq_get(Worker* w) noexcept {
             return next;
     }
     G* g = runq_pop(w);
-    if (g) w->slice_start = 0;  // g starts a new slice
+    if (g) {
+        w->slice_start = 0;  // g starts a new slice
+        // The G behind it in the ring is likely next: start fetching it now, while g runs. A
+        // queued G is usually cold (made long ago, or by another worker), and its first touch
+        // (prepare, direct_next) was the worker's single largest stall in skynet.
+        std::uint32_t h = w->runq_head.load(std::memory_order_relaxed);
+        if (h != w->runq_tail.load(std::memory_order_relaxed))
+            prefetch_for_write(w->runq[h % RunQueue::runq_size].load(std::memory_order_relaxed));
+    }
     return g;
 }
 
@@ -793,10 +843,8 @@ inline G* Scheduler::runq_steal(Worker* w, RunQueue* v, bool steal_next) noexcep
 }
 
 inline void Scheduler::globrunq_put(G* g) {
-    g->schedlink = nullptr;
     std::lock_guard<Lock> lk(mu_);
-    if (runq_tail_) runq_tail_->schedlink = g; else runq_head_ = g;
-    runq_tail_ = g;
+    runq_.push(&g, 1);
     runq_len_.fetch_add(1, std::memory_order_release);
 }
 
@@ -807,16 +855,13 @@ inline G* Scheduler::globrunq_get_locked(Worker* w, std::uint32_t max) {
     if (len == 0) return nullptr;
     std::uint32_t n = len / static_cast<std::uint32_t>(gomaxprocs()) + 1;
     n = std::min({n, len, max, Worker::runq_size / 2});
-    G* g = runq_head_;
-    runq_head_ = g->schedlink;
+    G* g = runq_.pop();
     for (std::uint32_t i = 1; i < n; ++i) {
-        G* x = runq_head_;
-        runq_head_ = x->schedlink;
+        G* x = runq_.pop();
         std::uint32_t t = w->runq_tail.load(std::memory_order_relaxed);
         w->runq[t % Worker::runq_size].store(x, std::memory_order_relaxed);
         w->runq_tail.store(t + 1, std::memory_order_release);
     }
-    if (!runq_head_) runq_tail_ = nullptr;
     runq_len_.fetch_sub(n, std::memory_order_release);
     w->slice_start = 0;  // g starts a new time slice (runq_get)
     return g;
@@ -1265,8 +1310,7 @@ inline G* Scheduler::det_pick(Worker* w) {
     if (runq_len_.load(std::memory_order_acquire) > 0) {
         std::lock_guard<Lock> lk(mu_);
         std::uint32_t n = 0;
-        for (G* g = runq_head_; g; g = g->schedlink, ++n) det_runnable_.push_back(g);
-        runq_head_ = runq_tail_ = nullptr;
+        for (; G* g = runq_.pop(); ++n) det_runnable_.push_back(g);
         runq_len_.fetch_sub(n, std::memory_order_release);
     }
     while (G* g = runq_get(w)) det_runnable_.push_back(g);
