@@ -76,6 +76,17 @@ bool settle_on_one_worker() {
     return poll_until([] { return threads_running_goroutines() == 1; });
 }
 
+// stop_from_a_goroutine() sets stop from a goroutine that main starts, and waits for it.
+void stop_from_a_goroutine(std::atomic<bool>& stop) {
+    goro::WaitGroup done;
+    done.add(1);
+    goro::go([&] {
+        stop = true;
+        done.done();
+    });
+    done.wait();
+}
+
 }  // namespace
 
 TEST_CASE("go: a million goroutines joined by a WaitGroup from plain main", "[go]") {
@@ -785,6 +796,42 @@ TEST_CASE("go: more plain threads starting goroutines at once than there are thr
     CHECK(poll_until([] { return goro::num_goroutine() == 0; }));
 }
 
+TEST_CASE("go: a plain thread's goroutine runs on one worker whose queue never empties while "
+          "another goroutine yields",
+          "[go][threads][gomaxprocs]") {
+    // A goroutine that spawns two children and waits for them, over and over, keeps its
+    // worker's own queue from ever being empty; a goroutine that yields in a loop keeps the
+    // global queue from ever being empty. Main's goroutine, in main's queue, must still run:
+    // the worker's every-61st-round look must not always go to the global queue.
+    goro_test::GomaxprocsGuard procs(1);
+    REQUIRE(settle_on_one_worker());
+    std::atomic<bool> stop{false};
+    std::atomic<long> rounds{0}, yields{0};
+    goro::WaitGroup busy;
+    busy.add(2);
+    goro::go([&] {
+        while (!stop.load()) {
+            goro::WaitGroup children;
+            children.add(2);
+            goro::go([&] { children.done(); });
+            goro::go([&] { children.done(); });
+            children.wait();
+            rounds.fetch_add(1, std::memory_order_relaxed);
+        }
+        busy.done();
+    });
+    goro::go([&] {
+        while (!stop.load()) {
+            goro::yield();
+            yields.fetch_add(1, std::memory_order_relaxed);
+        }
+        busy.done();
+    });
+    REQUIRE(poll_until([&] { return rounds.load() > 1000 && yields.load() > 10; }));
+    stop_from_a_goroutine(stop);  // hangs if main's goroutine never runs
+    busy.wait();
+}
+
 TEST_CASE("go: a plain thread's goroutine runs on one worker kept busy by a hand-off chain",
           "[go][threads][gomaxprocs]") {
     // A pair of goroutines passing a token back and forth keeps the worker's runnext slot full
@@ -811,13 +858,6 @@ TEST_CASE("go: a plain thread's goroutine runs on one worker kept busy by a hand
         pair.done();
     });
     REQUIRE(poll_until([&] { return handoffs.load() > 1000; }));
-    goro::WaitGroup stopper;
-    stopper.add(1);
-    goro::go([&] {
-        stop = true;
-        stopper.done();
-    });
-    stopper.wait();
+    stop_from_a_goroutine(stop);  // hangs if main's goroutine never runs
     pair.wait();
-    CHECK(stop.load());
 }

@@ -15,16 +15,17 @@
 // queue. yield() puts the G on the global queue, which workers check first every 61st round so
 // that it cannot starve.
 //
-// Plain threads. Go's main is a goroutine with a P; goro's main is a plain thread, and so are
-// blocking-pool threads. Each such thread that makes Gs runnable (go, or ready) claims a ring
-// of its own (ExtQueue: a P's run queue without the P) and pushes there without a lock; the
-// workers steal from it as from each other. When the thread exits, the ring, with whatever it
-// still holds, is free for the next thread to claim. Through the global queue, a plain thread
-// spawning in a loop took its lock and shared its cache lines with every worker at each go():
-// five locked instructions per spawn, where the ring needs one (wakep's fence). At most
-// max_ext rings exist; further threads use the global queue. A worker whose own queue is empty
-// looks at the rings before the global queue, as a P's own queue comes first in Go, and every
-// 61st round it takes one G from them so that a busy worker cannot starve them.
+// Plain threads. Go's main is a goroutine with a P; goro's main is a plain thread. Each plain
+// thread that makes Gs runnable (go, or ready) claims a ring of its own (ExtQueue: a P's run
+// queue without the P) and pushes there without a lock; the workers steal from it as from
+// each other. When the thread exits, the ring, with whatever it still holds, is free for the
+// next thread to claim. Through the global queue, a plain thread spawning in a loop took its
+// lock and shared its cache lines with every worker at each go(): five locked instructions
+// per spawn, where the ring needs one (wakep's fence). At most max_ext rings exist; further
+// threads, and blocking-pool threads (one ready() per call), use the global queue. A worker
+// whose own queue is empty looks at the rings before the global queue, as a P's own queue
+// comes first in Go, and every 61st round it takes one G from them or from the global queue,
+// the two taking turns at going first, so that neither can starve behind local work.
 //
 // Idle workers and spinning (findrunnable in proc.go). A worker that finds no work becomes
 // "spinning" and tries to steal, but only while spinning workers are fewer than half the busy
@@ -228,7 +229,12 @@ public:
         if (n_ == 0) return nullptr;
         G* g = buf_[head_];
         head_ = (head_ + 1) & (cap_ - 1);
-        --n_;
+        if (--n_ == 0 && cap_ > keep_cap) {
+            // Emptied after a burst (a million goroutines from main): give the memory back.
+            std::free(buf_);
+            buf_ = nullptr;
+            cap_ = head_ = 0;
+        }
         return g;
     }
 
@@ -244,6 +250,8 @@ private:
         cap_ = cap;
         head_ = 0;
     }
+
+    static constexpr std::uint32_t keep_cap = 64 * 1024;  // 512 KiB of pointers
 
     G** buf_ = nullptr;
     std::uint32_t cap_ = 0;  // a power of two
@@ -278,6 +286,7 @@ struct alignas(64) Worker : RunQueue {
     alignas(64) G* curg = nullptr;  // the G running now, nullptr on the scheduler stack
     ctx::fcontext_t g0 = nullptr;   // the scheduler stack's context while a G runs
     std::uint32_t schedtick = 0;
+    bool ext_turn = false;          // the plain threads' queues go first at the next 61st round
     std::int64_t slice_start = 0;   // coarse_nanotime() when the time slice began; 0: not yet read
     std::uint32_t runnext_picks = 0;
     bool spinning = false;
@@ -322,7 +331,9 @@ inline thread_local ThreadParker tls_parker;
 struct ExtHandle {
     Scheduler* sched = nullptr;  // the scheduler q belongs to
     ExtQueue* q = nullptr;       // nullptr: this thread uses the global queue
-    bool exited = false;         // handed back: the thread is exiting
+    // No ring for this thread: it is exiting (handed back already), or it is a blocking-pool
+    // thread, which readies one goroutine per call and would only hold a ring from main.
+    bool no_ring = false;
     ~ExtHandle();
 };
 inline thread_local ExtHandle tls_ext;
@@ -536,6 +547,7 @@ inline void BlockingPool::submit(std::function<void()> job) {
     threads_.fetch_add(1, std::memory_order_acq_rel);
     std::thread([this] {
         runtime_enter();  // the pool is runtime; the calls it runs are announced by blocking()
+        tls_ext.no_ring = true;
         std::unique_lock<std::mutex> g(mu_);
         for (;;) {
             while (jobs_.empty()) {
@@ -875,7 +887,7 @@ inline G* Scheduler::globrunq_get_locked(Worker* w, std::uint32_t max) {
 inline ExtQueue* Scheduler::ext_queue() {
     ExtHandle& h = tls_ext;
     if (GORO_LIKELY(h.sched == this)) return h.q;
-    if (h.sched || h.exited || det_seed_) return nullptr;
+    if (h.sched || h.no_ring || det_seed_) return nullptr;
     h.sched = this;
     h.q = claim_ext();
     return h.q;
@@ -889,6 +901,7 @@ inline ExtQueue* Scheduler::claim_ext() {
             ext_[i]->owned.compare_exchange_strong(free, true, std::memory_order_acq_rel))
             return ext_[i];
     }
+    if (n == max_ext) return nullptr;
     auto* q = new (std::nothrow) ExtQueue;
     if (!q) return nullptr;
     q->owned.store(true, std::memory_order_relaxed);
@@ -913,7 +926,7 @@ inline void Scheduler::release_ext(ExtQueue* q) {
 }
 
 inline ExtHandle::~ExtHandle() {
-    exited = true;  // a go() later in this thread's exit uses the global queue
+    no_ring = true;  // a go() later in this thread's exit uses the global queue
     if (q) sched->release_ext(q);
     q = nullptr;
     sched = nullptr;
@@ -1070,14 +1083,22 @@ inline G* Scheduler::find_runnable(Worker* w) {
         if (det_seed_) {
             if (G* g = det_pick(w)) return g;
         } else if (++w->schedtick % 61 == 0) {
-            // Every 61st round, look at the global queue first so that it cannot starve, and
-            // at the other workers' timers, in case their owners are busy in long goroutines.
+            // Every 61st round, look at the global queue and the plain threads' queues first
+            // so that they cannot starve behind local work, and at the other workers' timers,
+            // in case their owners are busy in long goroutines. The two kinds of queue take
+            // turns at going first: with the global one always first, a goroutine yielding in
+            // a loop (always back in the global queue) kept a plain thread's goroutine waiting
+            // for good on a worker whose own queue never emptied.
             run_all_timers();
+            bool ext_first = w->ext_turn = !w->ext_turn;
+            if (ext_first)
+                if (G* g = ext_steal(w, true)) return g;
             if (runq_len_.load(std::memory_order_acquire) > 0) {
                 std::lock_guard<Lock> lk(mu_);
                 if (G* g = globrunq_get_locked(w, 1)) return g;
             }
-            if (G* g = ext_steal(w, true)) return g;
+            if (!ext_first)
+                if (G* g = ext_steal(w, true)) return g;
         }
         if (G* g = runq_get(w)) return g;
         // runq_get() came back empty-handed: w's ring is empty (runnext may hold a G whose
@@ -1643,10 +1664,12 @@ inline void Scheduler::check_dead() {
     if (threads > 1) --threads;
 #endif
     if (threads != known) return;
-    // Recheck what may have moved while we read /proc.
+    // Recheck what may have moved while we read /proc. A plain thread's ring is pushed to
+    // without mu_: a thread that readied a G there and exited while /proc was read left the G
+    // behind, and a worker that went idle just before will find it.
     if (nblocked_threads_.load(std::memory_order_acquire) != blocked ||
         ntimers_.load(std::memory_order_acquire) != 0 ||
-        nblocking_.load(std::memory_order_acquire) != 0)
+        nblocking_.load(std::memory_order_acquire) != 0 || ext_pending())
         return;
     fatal("all goroutines are asleep - deadlock!");
 }
