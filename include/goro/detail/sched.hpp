@@ -327,16 +327,21 @@ struct alignas(64) Worker : RunQueue {
 inline thread_local Worker* tls_worker = nullptr;
 inline thread_local ThreadParker tls_parker;
 
-// ExtHandle is a plain thread's claim on an ExtQueue, handed back when the thread exits.
+// ExtHandle is a plain thread's claim on an ExtQueue. It is trivially destructible, so that
+// it stays usable to the thread's last moment (another thread_local's destructor may call
+// go()); ExtRelease, made when the ring is claimed, hands the ring back at thread exit.
 struct ExtHandle {
     Scheduler* sched = nullptr;  // the scheduler q belongs to
     ExtQueue* q = nullptr;       // nullptr: this thread uses the global queue
     // No ring for this thread: it is exiting (handed back already), or it is a blocking-pool
     // thread, which readies one goroutine per call and would only hold a ring from main.
     bool no_ring = false;
-    ~ExtHandle();
 };
 inline thread_local ExtHandle tls_ext;
+struct ExtRelease {
+    ~ExtRelease();
+};
+inline thread_local ExtRelease tls_ext_release;
 
 GORO_NOINLINE inline Worker* current_worker() noexcept {
     RuntimeSection rs;
@@ -467,7 +472,7 @@ private:
     G* globrunq_get_locked(Worker* w, std::uint32_t max);
 
     // plain threads' run queues
-    friend struct ExtHandle;
+    friend struct ExtRelease;
     void put_plain(G* g, bool spawned);
     ExtQueue* ext_queue();
     ExtQueue* claim_ext();
@@ -774,8 +779,16 @@ inline G* Scheduler::runq_get(Worker* w) noexcept {
         }
         if (!inherit && runq_empty_local(w)) {
             if (w->sched->runq_len_.load(std::memory_order_relaxed) > 0 ||
-                w->sched->ext_pending())
+                w->sched->ext_pending()) {
+                // The slice is over, and the decision must hold until find_runnable() has
+                // looked at those queues: called from direct_next(), whose nullptr sends the
+                // worker through the loop, the next call would otherwise skip the clock and
+                // hand runnext back, extending the chain by another 15 picks (in
+                // TestPingPongHog the CPU-heavy pair's count rose from ~3.5x the light
+                // pair's to ~5.5x, at times 20x). Make the next pick look at the clock again.
+                w->runnext_picks |= slice_check_mask;
                 return nullptr;
+            }
             inherit = true;  // nothing else waits here: a new slice for the chain
             w->slice_start = 0;
         }
@@ -890,6 +903,7 @@ inline ExtQueue* Scheduler::ext_queue() {
     if (h.sched || h.no_ring || det_seed_) return nullptr;
     h.sched = this;
     h.q = claim_ext();
+    if (h.q) (void)&tls_ext_release;  // constructs it: its destructor runs at thread exit
     return h.q;
 }
 
@@ -925,11 +939,12 @@ inline void Scheduler::release_ext(ExtQueue* q) {
     q->owned.store(false, std::memory_order_release);
 }
 
-inline ExtHandle::~ExtHandle() {
-    no_ring = true;  // a go() later in this thread's exit uses the global queue
-    if (q) sched->release_ext(q);
-    q = nullptr;
-    sched = nullptr;
+inline ExtRelease::~ExtRelease() {
+    ExtHandle& h = tls_ext;
+    h.no_ring = true;  // a go() later in this thread's exit uses the global queue
+    if (h.q) h.sched->release_ext(h.q);
+    h.q = nullptr;
+    h.sched = nullptr;
 }
 
 // ext_pending() tells whether some plain thread's queue holds a G.
