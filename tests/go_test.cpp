@@ -736,7 +736,7 @@ TEST_CASE("go: goroutines started from several plain threads at once", "[go][thr
 
 TEST_CASE("go: goroutines a plain thread started still run after it exits", "[go][threads]") {
     // Keep every worker busy in a goroutine that does not yield, so that nothing can take the
-    // thread's goroutines from its queue before the thread exits: they must be handed on.
+    // thread's goroutines from its queue before the thread exits: they must still be found.
     const int procs = goro::gomaxprocs();
     std::atomic<int> busy{0};
     std::atomic<bool> release{false};

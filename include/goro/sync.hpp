@@ -246,8 +246,7 @@ public:
                 w.parker = detail::current_parker();
                 w.ticket = ticket;
                 q_.push_back(&w);
-                detail::park_on(mu_);
-                detail::acquire_from(w.parker);
+                detail::park_on(mu_, w);
             }
         }
         m_.lock();
@@ -271,9 +270,7 @@ public:
             }
         }
         mu_.unlock();
-        if (found) {
-            detail::wake_parker(found->parker);
-        }
+        if (found) detail::wake_parker(found->parker);
     }
 
     // broadcast() wakes every waiting goroutine.

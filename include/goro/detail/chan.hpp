@@ -249,8 +249,7 @@ inline bool chansend(ChanBase* c, void* src, bool block) {
     w.parker = current_parker();
     w.elem = src;
     c->sendq.push_back(&w);
-    park_on(c->lock);
-    acquire_from(w.parker);
+    park_on(c->lock, w);
     if (!w.success) throw ChannelClosed("send on closed channel");
     return true;
 }
@@ -302,8 +301,7 @@ inline RecvResult chanrecv(ChanBase* c, void* dst, bool block) {
     w.parker = current_parker();
     w.elem = dst;
     c->recvq.push_back(&w);
-    park_on(c->lock);
-    acquire_from(w.parker);
+    park_on(c->lock, w);
     return {true, w.success};
 }
 

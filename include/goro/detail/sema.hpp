@@ -34,8 +34,7 @@ public:
         Waiter w;
         w.parker = current_parker();
         if (lifo) q_.push_front(&w); else q_.push_back(&w);
-        park_on(mu_);  // woken only with the token: release() handed it over
-        acquire_from(w.parker);
+        park_on(mu_, w);  // woken only with the token: release() handed it over
     }
 
     // release() adds n tokens, handing them to waiters first (semrelease1). With handoff the

@@ -77,11 +77,12 @@ inline void wake_parker(Parker* p) {
     Scheduler::instance().ready(p);
 }
 
-// park_on() parks the caller (already queued under `lock`), releasing `lock` once it is safely
-// marked waiting.
-inline void park_on(Lock& lock) {
+// park_on() parks the caller, queued as w under `lock`, releasing `lock` once it is safely
+// marked waiting. Once woken it acquires what its waker released to w's parker (wake_parker).
+inline void park_on(Lock& lock, const Waiter& w) {
     auto unlock = [&lock] { lock.unlock(); };
     Scheduler::instance().park(make_unlock(unlock));
+    acquire_from(w.parker);
 }
 
 }  // namespace goro::detail
