@@ -38,6 +38,8 @@
 
 #include "goro/detail/waiter.hpp"
 
+#include <algorithm>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <utility>
@@ -106,7 +108,7 @@ public:
     static Chan* make(std::size_t capacity) {
         if (capacity > (std::size_t{1} << 40) / sizeof(T))
             throw std::length_error("makechan: size out of range");
-        void* p = ::operator new(buf_offset() + capacity * sizeof(T));
+        void* p = ::operator new(buf_offset() + capacity * sizeof(T), align);
         return ::new (p) Chan(capacity);
     }
 
@@ -114,6 +116,9 @@ private:
     explicit Chan(std::size_t capacity) noexcept
         : ChanBase(capacity, &put, &take, &handoff, &destroy_chan) {}
 
+    // The allocation is aligned for both the header and T, so that the buffer, placed at the
+    // first multiple of alignof(T) past the header, is aligned for an over-aligned T too.
+    static constexpr std::align_val_t align{std::max(alignof(Chan), alignof(T))};
     static constexpr std::size_t buf_offset() noexcept {
         return (sizeof(Chan) + alignof(T) - 1) / alignof(T) * alignof(T);
     }
@@ -138,7 +143,7 @@ private:
         for (std::size_t i = 0, x = c->recvx; i < n; ++i, x = (x + 1) % c->cap)
             std::destroy_at(slot(c, x));
         c->~Chan();
-        ::operator delete(static_cast<void*>(c));
+        ::operator delete(static_cast<void*>(c), align);
     }
 };
 
