@@ -7,6 +7,7 @@
 #include "test_util.hpp"
 
 #include <goro/channel.hpp>
+#include <goro/detail/sched.hpp>
 #include <goro/go.hpp>
 #include <goro/sync.hpp>
 #include <goro/time.hpp>
@@ -18,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -525,6 +527,78 @@ TEST_CASE("go: set_gomaxprocs shrinks and grows while work runs", "[go][gomaxpro
         CHECK(settle_on_one_worker());
     }
     CHECK(goro::gomaxprocs() == initial);
+}
+
+TEST_CASE("go: a shrink of GOMAXPROCS strands no goroutine on the retired worker",
+          "[go][gomaxprocs]") {
+    // Repro t_retire_strand6. A retiring worker drained its queue through the scheduling
+    // policy, which hands back nothing, leaving runnext in place, once a hand-off chain's time
+    // slice is over, its ring is empty and other queues hold work; nobody looks at a retired
+    // worker's queue, so the chain's next goroutine waited there until GOMAXPROCS grew again.
+    // A pair with slow hand-offs (so that slices expire) migrates between the two workers
+    // through blocking(); whenever it runs on worker 1, main floods its own queue (and the
+    // global one) and shrinks to 1: the pair must keep making progress. (It fails within
+    // 30 s in about 2 of 3 runs without the fix; it runs in the GOMAXPROCS=2 registration only.)
+    if (goro::gomaxprocs() != 2) return;
+    goro_test::GomaxprocsGuard procs(2);
+    std::atomic<long> rounds{0};
+    std::atomic<int> pair_worker{-1};
+    std::atomic<bool> stop{false};
+    auto spin = [](std::chrono::microseconds d) {
+        auto end = goro::Clock::now() + d;
+        while (goro::Clock::now() < end) {
+        }
+    };
+    goro::Channel<int> ping, pong;
+    goro::WaitGroup wg;
+    wg.add(2);
+    goro::go([&, ping, pong] {
+        while (!stop) {
+            spin(700us);
+            ping.send(1);
+            pong.recv();
+        }
+        ping.close();
+        wg.done();
+    });
+    goro::go([&, ping, pong] {
+        std::minstd_rand rng(1);
+        while (ping.recv()) {
+            spin(700us);
+            if (rng() % 12 == 0) goro::blocking([] {});
+            pair_worker = goro::detail::current_worker()->id;
+            rounds.fetch_add(1);
+            pong.send(1);
+        }
+        wg.done();
+    });
+    std::minstd_rand rng(2);
+    const int max_toggles = goro_test::sanitized() ? 20 : 150;
+    const auto give_up = goro::Clock::now() + (goro_test::sanitized() ? 10s : 30s);
+    int toggles = 0;
+    bool stalled = false;
+    while (!stalled && toggles < max_toggles && goro::Clock::now() < give_up) {
+        if (pair_worker.load() != 1) {
+            std::this_thread::sleep_for(200us);
+            continue;
+        }
+        ++toggles;
+        std::this_thread::sleep_for(std::chrono::microseconds(rng() % 15000));
+        for (int i = 0; i < scaled(20000, 2000); ++i) goro::go([] {});
+        goro::set_gomaxprocs(1);
+        long r0 = rounds.load();
+        auto deadline = goro::Clock::now() + 5s;
+        while (rounds.load() < r0 + 3 && !stalled) {
+            stalled = goro::Clock::now() > deadline;
+            std::this_thread::sleep_for(100us);
+        }
+        goro::set_gomaxprocs(2);
+    }
+    INFO("toggles: " << toggles);
+    CHECK_FALSE(stalled);
+    CHECK(toggles > 0);
+    stop = true;
+    wg.wait();
 }
 
 TEST_CASE("go: set_gomaxprocs grows and shrinks repeatedly while workers sleep idle",

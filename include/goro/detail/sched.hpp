@@ -455,6 +455,7 @@ private:
     bool runq_put_slow(RunQueue* q, G* g, std::uint32_t h, std::uint32_t t);
     static G* runq_get(Worker* w) noexcept;
     static G* runq_pop(RunQueue* q) noexcept;
+    void runq_drain(Worker* w);
     static bool runq_empty_local(Worker* w) noexcept {
         return w->runq_head.load(std::memory_order_acquire) ==
                w->runq_tail.load(std::memory_order_relaxed);
@@ -1204,15 +1205,29 @@ inline void Scheduler::run_all_timers() {
     for (int i = 0; i < n; ++i) workers_[i]->timers.run_due(ntimers_);
 }
 
+// runq_drain() moves every G of w's queue, runnext included, to the global queue (p.destroy):
+// the mechanism, without runq_get's time-slice policy, which may leave runnext where it is.
+inline void Scheduler::runq_drain(Worker* w) {
+    G* batch[RunQueue::runq_size + 1];
+    std::uint32_t n = 0;
+    while (G* g = runq_pop(w)) batch[n++] = g;
+    if (G* g = w->runnext.exchange(nullptr, std::memory_order_acq_rel)) batch[n++] = g;
+    if (n == 0) return;
+    std::lock_guard<Lock> lk(mu_);
+    runq_.push(batch, n);
+    runq_len_.fetch_add(n, std::memory_order_release);
+}
+
 // retire() parks a worker beyond GOMAXPROCS until set_gomaxprocs() grows again; its work and
-// timers go to the others first.
+// timers go to the others first. Nobody looks at a retired worker's queue (steal_work stops at
+// nactive()), so nothing may stay there.
 inline void Scheduler::retire(Worker* w) {
     {
         std::lock_guard<Lock> lk(mu_);
         remove_idle_locked(w);
     }
     if (w->spinning) reset_spinning(w);
-    while (G* g = runq_get(w)) globrunq_put(g);
+    runq_drain(w);
     w->timers.move_all_to(workers_[0]->timers);
     wakep();
     {
