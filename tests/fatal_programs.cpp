@@ -9,10 +9,13 @@
 
 #include <sys/resource.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iostream>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -391,6 +394,92 @@ int ok_gomaxprocs_shrinks_under_running_goroutines() {
     return 0;
 }
 
+// Exit (repro t_exit_static): when main returns, no goroutine runs again, and nothing is
+// destroyed under one that still runs. A global container that goroutines iterate while main
+// returns: destroyed by exit() in the middle of their loops, it was used after free (ASan saw
+// it in 6 of 10 runs). The goroutines either compute without a scheduling point (the process
+// ends at once, with _exit) or yield in their loop (they stop at the next switch, and the
+// destructors run after).
+std::map<int, std::string> exit_table;
+std::atomic<long> exit_sink{0};
+
+int exit_while_goroutines_iterate(bool yield) {
+    for (int i = 0; i < 20000; ++i) exit_table[i] = std::string(64, 'x');
+    static auto& started = *new goro::WaitGroup;
+    int n = yield ? 2 * goro::gomaxprocs() : goro::gomaxprocs();  // computing ones never yield a worker
+    started.add(n);
+    for (int k = 0; k < n; ++k)
+        goro::go([yield] {
+            started.done();
+            for (;;) {
+                long s = 0;
+                for (auto& kv : exit_table) {
+                    s += static_cast<long>(kv.second.size());
+                    if (yield && kv.first % 64 == 0) goro::yield();
+                }
+                exit_sink.fetch_add(s, std::memory_order_relaxed);
+            }
+        });
+    started.wait();
+    goro::sleep_for(20ms);
+    std::puts("ok");
+    return 0;
+}
+int ok_exit_while_goroutines_compute() { return exit_while_goroutines_iterate(false); }
+int ok_exit_while_goroutines_yield() { return exit_while_goroutines_iterate(true); }
+
+// Static destructors run when every goroutine is parked or done at exit.
+struct SaysGoodbye {
+    ~SaysGoodbye() { std::puts("static destructor ran"); }
+} goodbye;
+
+int ok_exit_runs_static_destructors() {
+    static goro::Channel<int> never;  // parked goroutines wait on a static: it is destroyed
+    static auto& started = *new goro::WaitGroup;
+    started.add(10);
+    for (int i = 0; i < 10; ++i)
+        goro::go([] {
+            started.done();
+            never.recv();
+            std::puts("a parked goroutine ran after exit");
+        });
+    started.wait();
+    goro::sleep_for(10ms);
+    std::puts("ok");
+    return 0;
+}
+
+// The exit status survives, and output not yet flushed is flushed, when exit cuts goroutines
+// short: buffered stdio (stdout is a pipe here) and std::cout.
+int exit_status_with_running_goroutine() {
+    static std::atomic<bool> running{false};
+    goro::go([] {
+        running = true;
+        for (;;) exit_sink.fetch_add(1, std::memory_order_relaxed);
+    });
+    while (!running) std::this_thread::yield();
+    std::printf("printf output ");
+    std::cout << "cout output";
+    return 3;
+}
+
+// exit() called on a goroutine ends the process with its status while another one runs (and
+// yields, so that at GOMAXPROCS=1 the exiting one gets to run).
+int exit_from_goroutine() {
+    goro::go([] {
+        for (;;) {
+            exit_sink.fetch_add(1, std::memory_order_relaxed);
+            goro::yield();
+        }
+    });
+    goro::go([] {
+        goro::sleep_for(10ms);
+        std::printf("exiting from a goroutine\n");
+        std::exit(4);
+    });
+    for (;;) goro::sleep_for(1s);
+}
+
 struct Scenario {
     const char* name;
     int (*run)();
@@ -420,6 +509,11 @@ const Scenario scenarios[] = {
     {"ok_deep_recursion_within_stack", ok_deep_recursion_within_stack},
     {"ok_gomaxprocs_shrinks_under_running_goroutines",
      ok_gomaxprocs_shrinks_under_running_goroutines},
+    {"ok_exit_while_goroutines_compute", ok_exit_while_goroutines_compute},
+    {"ok_exit_while_goroutines_yield", ok_exit_while_goroutines_yield},
+    {"ok_exit_runs_static_destructors", ok_exit_runs_static_destructors},
+    {"exit_status_with_running_goroutine", exit_status_with_running_goroutine},
+    {"exit_from_goroutine", exit_from_goroutine},
 };
 
 }  // namespace

@@ -209,6 +209,58 @@ TEST_CASE("fatal: main may return while goroutines are parked", "[fatal]") {
     check_ok("ok_main_returns_with_parked_goroutines");
 }
 
+TEST_CASE("exit: goroutines computing over a global while main returns never see it destroyed",
+          "[fatal][exit]") {
+    // The use after free shows under AddressSanitizer; here the process must end cleanly, at
+    // once (exit cuts the goroutines short: no static destructor runs under them).
+    Outcome o = run("ok_exit_while_goroutines_compute");
+    INFO("stderr:\n" << o.err << "\nstdout:\n" << o.out);
+    CHECK(o.exited);
+    CHECK(o.status == 0);
+    CHECK(contains(o.out, "ok"));
+    CHECK_FALSE(contains(o.out, "static destructor ran"));
+    CHECK_FALSE(contains(o.err, "AddressSanitizer"));
+}
+
+TEST_CASE("exit: goroutines that yield while main returns stop before the destructors run",
+          "[fatal][exit]") {
+    Outcome o = run("ok_exit_while_goroutines_yield");
+    INFO("stderr:\n" << o.err << "\nstdout:\n" << o.out);
+    CHECK(o.exited);
+    CHECK(o.status == 0);
+    CHECK(contains(o.out, "ok"));
+    CHECK(contains(o.out, "static destructor ran"));
+    CHECK_FALSE(contains(o.err, "AddressSanitizer"));
+}
+
+TEST_CASE("exit: static destructors run when every goroutine is parked, and none runs again",
+          "[fatal][exit]") {
+    Outcome o = run("ok_exit_runs_static_destructors");
+    INFO("stderr:\n" << o.err << "\nstdout:\n" << o.out);
+    CHECK(o.exited);
+    CHECK(o.status == 0);
+    CHECK(contains(o.out, "ok\nstatic destructor ran"));
+    CHECK_FALSE(contains(o.out, "a parked goroutine ran after exit"));
+}
+
+TEST_CASE("exit: the status survives and buffered output is flushed when exit cuts goroutines "
+          "short", "[fatal][exit]") {
+    Outcome o = run("exit_status_with_running_goroutine");
+    INFO("stderr:\n" << o.err << "\nstdout:\n" << o.out);
+    CHECK(o.exited);
+    CHECK(o.status == 3);
+    CHECK(contains(o.out, "printf output cout output"));
+    CHECK_FALSE(contains(o.out, "static destructor ran"));
+}
+
+TEST_CASE("exit: exit() on a goroutine ends the process with its status", "[fatal][exit]") {
+    Outcome o = run("exit_from_goroutine");
+    INFO("stderr:\n" << o.err << "\nstdout:\n" << o.out);
+    CHECK(o.exited);
+    CHECK(o.status == 4);
+    CHECK(contains(o.out, "exiting from a goroutine"));
+}
+
 TEST_CASE("fatal: objects only parked goroutines reference are not leaks (LeakSanitizer)",
           "[fatal][lsan]") {
     Outcome o = run("ok_parked_goroutines_keep_their_objects");

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <sys/syscall.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -159,6 +160,16 @@ inline void futex_wait(std::atomic<std::uint32_t>* addr, std::uint32_t expected,
 inline void futex_wake(std::atomic<std::uint32_t>* addr, int n = 1) noexcept {
     ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(addr), FUTEX_WAKE_PRIVATE, n, nullptr,
               nullptr, 0);
+}
+
+// process_barrier() runs a full memory barrier on every running thread of the process
+// (membarrier(2)), so that a thread that pays only a compiler barrier on its side is ordered
+// with the caller (the exit handshake). False when the kernel cannot.
+inline bool process_barrier() noexcept {
+    if (::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 &&
+        ::syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
+        return true;
+    return ::syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) == 0;
 }
 
 // prefetch_for_write() starts fetching the two cache lines at p (a G's header, or a small

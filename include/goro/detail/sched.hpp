@@ -76,6 +76,7 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <iostream>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -286,6 +287,8 @@ struct alignas(64) Worker : RunQueue {
     alignas(64) G* curg = nullptr;  // the G running now, nullptr on the scheduler stack
     ctx::fcontext_t g0 = nullptr;   // the scheduler stack's context while a G runs
     std::uint32_t schedtick = 0;
+    // A G runs on this worker (set by execute; read by on_process_exit, ordered by membarrier).
+    std::atomic<bool> in_g{false};
     bool ext_turn = false;          // the plain threads' queues go first at the next 61st round
     std::int64_t slice_start = 0;   // coarse_nanotime() when the time slice began; 0: not yet read
     std::uint32_t runnext_picks = 0;
@@ -505,6 +508,8 @@ private:
     std::atomic<int> nworkers_{0};                  // worker threads started, never shrinks
     Worker* workers_[max_procs] = {};
     std::atomic<bool> started_{false};
+    std::atomic<bool> exiting_{false};              // the process is exiting: no G may start
+    static constexpr std::int64_t exit_grace_ns = 100'000'000;
 
     Lock mu_;                                     // sched.lock
     GlobalRunQueue runq_;                         // guarded by mu_
@@ -529,9 +534,11 @@ private:
     std::uint64_t det_seed_ = 0;                   // GORO_SCHED_SEED; 0: normal scheduling
     std::vector<G*> det_runnable_;                 // deterministic mode: the worker's alone
 
+    static void on_process_exit(int status, void* self) noexcept;
+    [[noreturn]] static void stop_for_exit(Worker* w) noexcept;
+    bool quiescent_for_exit(const Worker* self) const noexcept;
 #if GORO_ASAN
     void lsan_at_exit() noexcept;
-    std::atomic<bool> lsan_exit_{false};           // exit began: no G may start running
     Lock lsan_mu_;
     G* lsan_gs_ = nullptr;                         // Gs that have a stack; guarded by lsan_mu_
 #endif
@@ -621,10 +628,9 @@ inline void Scheduler::ensure_started() {
     std::lock_guard<Lock> g(mu_);
     if (started_.load(std::memory_order_relaxed)) return;
     install_overflow_handler();
-#if GORO_ASAN
-    // LSan's exit-time check was registered with atexit before main; this one runs first.
-    std::atexit([] { instance_.load(std::memory_order_acquire)->lsan_at_exit(); });
-#endif
+    // Exit handlers run in reverse order of registration: this one runs before the
+    // destructors of every static object constructed before the runtime started.
+    ::on_exit(&Scheduler::on_process_exit, this);
     start_workers_locked(gomaxprocs());
     started_.store(true, std::memory_order_release);
 }
@@ -1091,6 +1097,7 @@ inline G* Scheduler::steal_work(Worker* w, bool& ran_timers) {
 
 inline G* Scheduler::find_runnable(Worker* w) {
     for (;;) {
+        if (GORO_UNLIKELY(exiting_.load(std::memory_order_relaxed))) stop_for_exit(w);
         if (w->id >= gomaxprocs()) {
             retire(w);
             continue;
@@ -1300,16 +1307,20 @@ inline void Scheduler::prepare(Worker* w, G* g) {
 }
 
 inline void Scheduler::execute(Worker* w, G* g) {
+    // The exit handshake (on_process_exit): either its membarrier makes this store visible
+    // to it, or this worker sees exiting_ and stops.
+    w->in_g.store(true, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    if (GORO_UNLIKELY(exiting_.load(std::memory_order_relaxed))) stop_for_exit(w);
     if (GORO_UNLIKELY(!g->stack)) prepare(w, g);
     w->curg = g;
     g->m = w;
     ++w->schedtick;
 #if GORO_ASAN
     // Paired with lsan_at_exit: either it sees this stack as running or this worker sees that
-    // exit began, and then stops for good (the process is ending; Go would not run g either).
+    // exit began, and then stops for good.
     w->lsan_stack.store(g->stack.base, std::memory_order_seq_cst);
-    if (GORO_UNLIKELY(lsan_exit_.load(std::memory_order_seq_cst)))
-        for (;;) ::pause();
+    if (GORO_UNLIKELY(exiting_.load(std::memory_order_seq_cst))) stop_for_exit(w);
     __sanitizer_start_switch_fiber(&w->asan_fake, g->stack.bottom(),
                                    g->stack.size - page_size());
 #endif
@@ -1326,11 +1337,12 @@ inline void Scheduler::execute(Worker* w, G* g) {
     // The G that came back is the current one: g may have switched directly to others.
     G* out = w->curg;
     w->curg = nullptr;
+    w->in_g.store(false, std::memory_order_release);
     after_switch(w, out, t.fctx);
 }
 
 #if GORO_ASAN
-// lsan_at_exit() runs at exit, just before LeakSanitizer's check, and makes the live part of
+// lsan_at_exit() runs at exit (on_process_exit), before LeakSanitizer's check, and makes the live part of
 // every goroutine stack a root for it: LSan scans thread stacks, not fibers' (without this, an
 // object only a parked goroutine references, like a hub that lives for the rest of the
 // process, is reported as leaked). From here on no goroutine starts running (execute), so the
@@ -1338,7 +1350,6 @@ inline void Scheduler::execute(Worker* w, G* g) {
 // is registered whole. Stacks of finished goroutines are not scanned: a stale pointer there
 // would hide a leak. Sanitizer builds never switch G to G directly: execute() is the only way in.
 inline void Scheduler::lsan_at_exit() noexcept {
-    lsan_exit_.store(true, std::memory_order_seq_cst);
     int n = nworkers_.load(std::memory_order_acquire);
     std::size_t usable = stacks_.stack_size() - page_size();
     for (int i = 0; i < n; ++i) {
@@ -1353,6 +1364,76 @@ inline void Scheduler::lsan_at_exit() noexcept {
     }
 }
 #endif
+
+// ---- exit (runtime.main's exit(0)) ----
+//
+// When Go's main returns, the process ends: no goroutine runs again, and nothing is torn down
+// under one that is still running. In C++, exit() runs the destructors of static objects, and
+// goroutines still running on the workers would use them as they go (repro t_exit_static).
+// on_process_exit() is an exit handler that runs before the destructors of every static object
+// constructed before the runtime started. It stops scheduling: from then on a worker that is
+// about to run a goroutine or a timer stops for good instead. Then:
+//   - once no worker runs a goroutine (other than the one calling exit, if any) and no
+//     blocking() call is in flight, exit goes on as usual, static destructors included:
+//     parked goroutines never run again, so what they use may be destroyed;
+//   - if that does not happen within exit_grace (a goroutine computing without a scheduling
+//     point, a long blocking() call), it flushes stdio and the standard streams and ends the
+//     process with _exit(status), as Go's runtime.main does: goroutines stop where they are,
+//     and static destructors do not run. (ThreadSanitizer still reports at _exit; under
+//     AddressSanitizer, LeakSanitizer's check runs first.)
+// Objects whose destructors were registered after the runtime started (a function-local
+// static first used later) are destroyed before this handler runs: give objects that running
+// goroutines use static storage from before the first go(), or never destroy them.
+//
+// The handshake costs the scheduling loop no fence: a worker stores in_g and then loads
+// exiting_; the exiting thread stores exiting_, then membarrier(2) runs a full barrier on
+// every thread of the process, after which either the worker's in_g is visible or the worker
+// will see exiting_.
+inline void Scheduler::on_process_exit(int status, void* self) noexcept {
+    RuntimeSection rs;
+    auto* s = static_cast<Scheduler*>(self);
+    s->exiting_.store(true, std::memory_order_seq_cst);
+    if (process_barrier()) {
+        const Worker* me = tls_worker;  // exit() called on a goroutine: its own worker runs
+        std::int64_t deadline = nanotime() + exit_grace_ns;
+        for (;;) {
+            if (s->quiescent_for_exit(me)) {
+#if GORO_ASAN
+                s->lsan_at_exit();  // LeakSanitizer's own check comes after the destructors
+#endif
+                return;
+            }
+            if (nanotime() > deadline) break;
+            timespec ts{0, 1'000'000};
+            ::nanosleep(&ts, nullptr);
+        }
+    }
+    std::cout.flush();
+    std::cerr.flush();
+    std::clog.flush();
+    std::fflush(nullptr);
+#if GORO_ASAN
+    s->lsan_at_exit();
+    __lsan_do_leak_check();
+#endif
+    ::_exit(status);
+}
+
+// quiescent_for_exit() tells whether no worker but self runs a goroutine and no blocking()
+// call is in flight.
+inline bool Scheduler::quiescent_for_exit(const Worker* self) const noexcept {
+    if (nblocking_.load(std::memory_order_acquire) != 0) return false;
+    int n = nworkers_.load(std::memory_order_acquire);
+    for (int i = 0; i < n; ++i)
+        if (workers_[i] != self && workers_[i]->in_g.load(std::memory_order_acquire)) return false;
+    return true;
+}
+
+// stop_for_exit() stops worker w for good: the process is exiting.
+[[noreturn]] inline void Scheduler::stop_for_exit(Worker* w) noexcept {
+    w->in_g.store(false, std::memory_order_release);
+    for (;;) ::pause();
+}
 
 // det_pick() is deterministic mode's choice of the next G: any runnable one, uniformly, drawn
 // from the seeded generator. Every runnable G is first gathered into det_runnable_ (so that a
@@ -1379,7 +1460,9 @@ inline G* Scheduler::direct_next(Worker* w) {
     (void)w;
     return nullptr;
 #else
-    if ((w->schedtick & 7) == 7 || w->id >= gomaxprocs() || det_seed_) return nullptr;
+    if ((w->schedtick & 7) == 7 || w->id >= gomaxprocs() || det_seed_ ||
+        GORO_UNLIKELY(exiting_.load(std::memory_order_relaxed)))
+        return nullptr;
     G* next = runq_get(w);
     if (!next) return nullptr;
     ++w->schedtick;
