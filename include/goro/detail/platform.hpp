@@ -33,6 +33,13 @@
 #endif
 #endif
 
+#ifndef GORO_TSAN
+#define GORO_TSAN 0
+#endif
+#ifndef GORO_ASAN
+#define GORO_ASAN 0
+#endif
+
 #define GORO_NOINLINE __attribute__((noinline))
 #define GORO_LIKELY(x) __builtin_expect(!!(x), 1)
 #define GORO_UNLIKELY(x) __builtin_expect(!!(x), 0)
