@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -23,6 +24,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <unistd.h>
 
 using namespace std::chrono_literals;
 using goro_test::poll_until;
@@ -464,6 +467,78 @@ TEST_CASE("go: other goroutines run while a blocking call blocks its thread", "[
             });
         wg.wait();
         CHECK(goro_test::seconds_since(start) < 5.0);
+    }
+}
+
+// errno is read and set through calls the compiler cannot inline: glibc declares
+// __errno_location() const, so within one function the compiler may keep errno's address across
+// blocking(), and a goroutine that resumed on another worker would read the old thread's errno
+// (see blocking()'s comment).
+namespace {
+[[gnu::noinline]] int errno_now() { return errno; }
+[[gnu::noinline]] void errno_set(int e) { errno = e; }
+}  // namespace
+
+TEST_CASE("go: blocking carries errno back from the thread that ran f", "[go][blocking]") {
+    SECTION("a failed system call") {
+        std::atomic<ssize_t> r{0};
+        std::atomic<int> seen{0};
+        goro_test::run_in_goroutine([&] {
+            errno_set(0);
+            r = goro::blocking([] {
+                char c;
+                return ::read(-1, &c, 1);
+            });
+            seen = errno_now();
+        });
+        CHECK(r.load() == -1);
+        CHECK(seen.load() == EBADF);
+    }
+    SECTION("errno as f left it, on whichever worker the goroutine resumes") {
+        // Many goroutines at once, so that at GOMAXPROCS > 1 they resume on other workers than
+        // they parked on, and the workers' own system calls (futex) set errno in between.
+        const int n = 16, rounds = scaled(200, 20);
+        std::atomic<int> wrong{0}, checked{0};
+        goro::WaitGroup wg;
+        wg.add(n);
+        for (int i = 0; i < n; ++i)
+            goro::go([&, i] {
+                for (int k = 0; k < rounds; ++k) {
+                    int want = 1000 + i * rounds + k;
+                    errno_set(0);
+                    goro::blocking([want] { errno = want; });
+                    if (errno_now() != want) wrong.fetch_add(1);
+                    checked.fetch_add(1);
+                    if (k % 8 == 0) goro::yield();
+                }
+                wg.done();
+            });
+        wg.wait();
+        CHECK(checked.load() == n * rounds);
+        CHECK(wrong.load() == 0);
+    }
+    SECTION("f throws") {
+        std::atomic<int> seen{0};
+        std::atomic<bool> caught{false};
+        goro_test::run_in_goroutine([&] {
+            errno_set(0);
+            try {
+                goro::blocking([]() -> int {
+                    errno = ENOENT;
+                    throw std::runtime_error("after a failed call");
+                });
+            } catch (const std::runtime_error&) {
+                seen = errno_now();
+                caught = true;
+            }
+        });
+        CHECK(caught.load());
+        CHECK(seen.load() == ENOENT);
+    }
+    SECTION("on a plain thread f runs in place and errno is simply its own") {
+        errno_set(0);
+        goro::blocking([] { errno = EINTR; });
+        CHECK(errno_now() == EINTR);
     }
 }
 
