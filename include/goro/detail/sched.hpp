@@ -679,6 +679,12 @@ inline void BlockingPool::serve(Thread* self) {
         runtime_leave();
         job();
         runtime_enter();
+        // An M going idle (mput's checkdead): the call's exit_blocking() may be the last thing
+        // that happens, after a plain thread's own check saw the call in flight. Dekker with it,
+        // as wakep with a worker going idle.
+        Scheduler& s = Scheduler::instance();
+        store_load_barrier();
+        if (s.nblocked_threads_.load(std::memory_order_acquire) > 0) s.check_dead();
         g.lock();
     }
 }
