@@ -7,10 +7,18 @@
 #include <goro/sync.hpp>
 #include <goro/time.hpp>
 
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -92,6 +100,62 @@ int deadlock_after_sleep() {
     return 0;
 }
 
+// A plain thread that used the runtime and exited no longer counts as one that may wake the
+// waiters.
+int deadlock_after_known_thread_exits() {
+    std::thread t([] {
+        goro::WaitGroup wg;
+        wg.add(1);
+        goro::go([&] { wg.done(); });
+        wg.wait();
+    });
+    t.join();
+    goro::WaitGroup never;
+    never.add(1);
+    never.wait();
+    return 0;
+}
+
+// Two plain threads parked for good, with goroutines: /proc lists nothing else.
+int deadlock_two_threads() {
+    goro::WaitGroup never, parked;
+    never.add(1);
+    parked.add(1);
+    goro::go([&] { never.wait(); });
+    std::thread t([&] {
+        parked.done();
+        never.wait();
+    });
+    parked.wait();
+    never.wait();
+    t.join();
+    return 0;
+}
+
+// BurstPool runs a burst of blocking() calls with a pool whose threads expire after 1 ms, so
+// that they leave while the process settles into what follows.
+void burst_pool(int n) {
+    goro::detail::Scheduler::instance().blocking_pool().set_limits(
+        {10'000, std::chrono::milliseconds(1)});
+    goro::WaitGroup wg;
+    wg.add(n);
+    for (int i = 0; i < n; ++i)
+        goro::go([&, i] {
+            goro::blocking([i] { std::this_thread::sleep_for(std::chrono::milliseconds(i % 5)); });
+            wg.done();
+        });
+    wg.wait();
+}
+
+// Pool threads that are leaving neither hide a deadlock for good nor fake one.
+int deadlock_while_pool_threads_expire() {
+    burst_pool(64);
+    goro::WaitGroup never;
+    never.add(1);
+    never.wait();
+    return 0;
+}
+
 // Panics.
 
 int panic_runtime_error() {
@@ -165,6 +229,175 @@ int ok_thread_releases() {
     });
     wg.wait();
     t.join();
+    std::puts("ok");
+    return 0;
+}
+
+int ok_known_thread_releases() {
+    // As ok_thread_releases, but the busy thread has used the runtime before (it is counted as a
+    // plain thread that is not parked).
+    goro::WaitGroup gate, wg, known;
+    gate.add(1);
+    wg.add(10);
+    known.add(1);
+    for (int i = 0; i < 10; ++i)
+        goro::go([&] {
+            gate.wait();
+            wg.done();
+        });
+    std::thread t([&] {
+        goro::WaitGroup own;
+        own.add(1);
+        goro::go([&] { own.done(); });
+        own.wait();
+        known.done();
+        std::this_thread::sleep_for(300ms);
+        gate.done();
+    });
+    known.wait();
+    wg.wait();
+    t.join();
+    std::puts("ok");
+    return 0;
+}
+
+int ok_unknown_thread_releases_parked_threads() {
+    // Every plain thread the runtime knows is parked (main and t), and so is every goroutine;
+    // a thread the runtime never saw, busy computing, will open the gate.
+    goro::WaitGroup gate, wg, parked;
+    gate.add(1);
+    wg.add(11);
+    parked.add(1);
+    for (int i = 0; i < 10; ++i)
+        goro::go([&] {
+            gate.wait();
+            wg.done();
+        });
+    std::thread t([&] {
+        parked.done();
+        gate.wait();
+        wg.done();
+    });
+    parked.wait();
+    std::thread busy([&] {
+        auto end = std::chrono::steady_clock::now() + 300ms;
+        while (std::chrono::steady_clock::now() < end) {
+        }
+        gate.done();
+    });
+    wg.wait();
+    t.join();
+    busy.join();
+    std::puts("ok");
+    return 0;
+}
+
+int ok_thread_releases_while_pool_threads_expire() {
+    burst_pool(64);
+    goro::WaitGroup gate;
+    gate.add(1);
+    std::thread t([&] {
+        std::this_thread::sleep_for(300ms);
+        gate.done();
+    });
+    gate.wait();
+    t.join();
+    std::puts("ok");
+    return 0;
+}
+
+// GORO_MAX_BLOCKING_THREADS caps the pool; the calls beyond wait for a thread.
+int blocking_cap_from_env() {
+    const int n = 8;
+    std::atomic<int> inflight{0}, most{0};
+    goro::WaitGroup wg;
+    wg.add(n);
+    for (int i = 0; i < n; ++i)
+        goro::go([&] {
+            goro::blocking([&] {
+                int now = inflight.fetch_add(1) + 1;
+                for (int m = most.load(); now > m && !most.compare_exchange_weak(m, now);) {
+                }
+                std::this_thread::sleep_for(50ms);
+                inflight.fetch_sub(1);
+            });
+            wg.done();
+        });
+    wg.wait();
+    std::printf("ok: at most %d calls at once\n", most.load());
+    return 0;
+}
+
+// forbid_new_threads() makes every later thread creation in the process fail with EAGAIN, as
+// an exhausted RLIMIT_NPROC would (which does not bind root): a seccomp filter on all threads
+// fails clone() with CLONE_THREAD, and clone3(), whose flags it cannot read, with ENOSYS, so that
+// glibc falls back to clone(). Process creation (LeakSanitizer's tracer) still works.
+bool forbid_new_threads() {
+#if defined(__x86_64__) && defined(__NR_clone3)
+    sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone3, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, args[0])),  // low half
+        BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_THREAD, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EAGAIN),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog prog{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return false;
+    return ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog) == 0;
+#else
+    return false;
+#endif
+}
+
+constexpr int skipped = 77;  // the scenario cannot run here
+
+// The first blocking() call cannot get a thread, and the pool has none: Go's newosproc error.
+int newosproc_without_pool_thread() {
+    goro::WaitGroup wg;
+    wg.add(1);
+    goro::go([&] { wg.done(); });  // the workers exist before thread creation is forbidden
+    wg.wait();
+    if (!forbid_new_threads()) return skipped;
+    wg.add(1);
+    goro::go([&] {
+        goro::blocking([] {});
+        wg.done();
+    });
+    wg.wait();
+    std::puts("blocking() ran without a thread");
+    return 0;
+}
+
+// A call that cannot get a thread of its own waits for the pool's busy one.
+int ok_newosproc_with_pool_thread() {
+    std::atomic<bool> first_running{false}, forbidden{false};
+    std::atomic<int> second{0};
+    goro::WaitGroup wg;
+    wg.add(2);
+    goro::go([&] {
+        goro::blocking([&] {
+            first_running = true;
+            while (!forbidden.load()) std::this_thread::sleep_for(1ms);
+            std::this_thread::sleep_for(100ms);
+        });
+        wg.done();
+    });
+    while (!first_running.load()) std::this_thread::sleep_for(1ms);
+    if (!forbid_new_threads()) return skipped;
+    forbidden = true;
+    goro::go([&] {
+        second = goro::blocking([] { return 7; });
+        wg.done();
+    });
+    wg.wait();
+    if (second.load() != 7) return 1;
     std::puts("ok");
     return 0;
 }
@@ -491,6 +724,9 @@ const Scenario scenarios[] = {
     {"deadlock_waitgroup", deadlock_waitgroup},
     {"deadlock_cond", deadlock_cond},
     {"deadlock_after_sleep", deadlock_after_sleep},
+    {"deadlock_after_known_thread_exits", deadlock_after_known_thread_exits},
+    {"deadlock_two_threads", deadlock_two_threads},
+    {"deadlock_while_pool_threads_expire", deadlock_while_pool_threads_expire},
     {"panic_runtime_error", panic_runtime_error},
     {"panic_non_std", panic_non_std},
     {"unlock_unlocked_mutex", unlock_unlocked_mutex},
@@ -499,6 +735,12 @@ const Scenario scenarios[] = {
     {"ok_goroutine_sleeps_then_releases", ok_goroutine_sleeps_then_releases},
     {"ok_thread_releases", ok_thread_releases},
     {"ok_blocking_call", ok_blocking_call},
+    {"ok_known_thread_releases", ok_known_thread_releases},
+    {"ok_unknown_thread_releases_parked_threads", ok_unknown_thread_releases_parked_threads},
+    {"ok_thread_releases_while_pool_threads_expire", ok_thread_releases_while_pool_threads_expire},
+    {"blocking_cap_from_env", blocking_cap_from_env},
+    {"newosproc_without_pool_thread", newosproc_without_pool_thread},
+    {"ok_newosproc_with_pool_thread", ok_newosproc_with_pool_thread},
     {"ok_main_returns_with_parked_goroutines", ok_main_returns_with_parked_goroutines},
     {"ok_parked_goroutines_keep_their_objects", ok_parked_goroutines_keep_their_objects},
     {"leak_in_goroutine", leak_in_goroutine},

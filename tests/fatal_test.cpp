@@ -158,6 +158,19 @@ TEST_CASE("fatal: deadlock once the last timer has fired", "[fatal][deadlock]") 
     check_fatal("deadlock_after_sleep", deadlock);
 }
 
+TEST_CASE("fatal: deadlock once a plain thread that used the runtime has exited",
+          "[fatal][deadlock]") {
+    check_fatal("deadlock_after_known_thread_exits", deadlock);
+}
+
+TEST_CASE("fatal: deadlock with two plain threads parked", "[fatal][deadlock]") {
+    check_fatal("deadlock_two_threads", deadlock);
+}
+
+TEST_CASE("fatal: deadlock while blocking-pool threads expire", "[fatal][deadlock][blocking]") {
+    check_fatal("deadlock_while_pool_threads_expire", deadlock);
+}
+
 TEST_CASE("fatal: an exception escaping a goroutine is a panic", "[fatal][panic]") {
     Outcome o = run("panic_runtime_error");
     INFO("stderr:\n" << o.err);
@@ -198,6 +211,56 @@ TEST_CASE("fatal: no false deadlock while a plain thread will release the waiter
 
 TEST_CASE("fatal: no false deadlock while a goroutine is in blocking()", "[fatal][deadlock]") {
     check_ok("ok_blocking_call");
+}
+
+TEST_CASE("fatal: no false deadlock while a plain thread that used the runtime is busy",
+          "[fatal][deadlock]") {
+    check_ok("ok_known_thread_releases");
+}
+
+TEST_CASE("fatal: no false deadlock while every known plain thread is parked but another is busy",
+          "[fatal][deadlock]") {
+    check_ok("ok_unknown_thread_releases_parked_threads");
+}
+
+TEST_CASE("fatal: no false deadlock while blocking-pool threads expire",
+          "[fatal][deadlock][blocking]") {
+    check_ok("ok_thread_releases_while_pool_threads_expire");
+}
+
+TEST_CASE("fatal: GORO_MAX_BLOCKING_THREADS caps the blocking pool", "[fatal][blocking]") {
+    Outcome o = run("blocking_cap_from_env", {"GORO_MAX_BLOCKING_THREADS=2"});
+    INFO("stderr:\n" << o.err << "\nstdout:\n" << o.out);
+    CHECK(o.exited);
+    CHECK(o.status == 0);
+    CHECK(contains(o.out, "ok: at most 2 calls at once"));
+}
+
+TEST_CASE("fatal: no thread for blocking() and none in the pool is Go's newosproc error",
+          "[fatal][blocking]") {
+    Outcome o = run("newosproc_without_pool_thread");
+    INFO("stderr:\n" << o.err << "\nstdout:\n" << o.out);
+    if (o.exited && o.status == 77) {
+        WARN("seccomp is not available: thread creation cannot be made to fail");
+        return;
+    }
+    CHECK(o.exited);
+    CHECK(o.status == 2);
+    CHECK(contains(o.err, "runtime: failed to create new OS thread (have "));
+    CHECK(contains(o.err, " already; errno=11)"));
+    CHECK(contains(o.err, "fatal error: newosproc"));
+}
+
+TEST_CASE("fatal: a call that cannot get a thread waits for the pool's", "[fatal][blocking]") {
+    Outcome o = run("ok_newosproc_with_pool_thread");
+    INFO("stderr:\n" << o.err << "\nstdout:\n" << o.out);
+    if (o.exited && o.status == 77) {
+        WARN("seccomp is not available: thread creation cannot be made to fail");
+        return;
+    }
+    CHECK(o.exited);
+    CHECK(o.status == 0);
+    CHECK(contains(o.out, "ok"));
 }
 
 TEST_CASE("fatal: no false deadlock while a worker beyond GOMAXPROCS still runs a goroutine",

@@ -16,6 +16,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -25,6 +27,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <unistd.h>
 
 using namespace std::chrono_literals;
 using goro_test::poll_until;
@@ -467,6 +471,157 @@ TEST_CASE("go: other goroutines run while a blocking call blocks its thread", "[
         wg.wait();
         CHECK(goro_test::seconds_since(start) < 5.0);
     }
+}
+
+// errno is read and set through calls the compiler cannot inline: glibc declares
+// __errno_location() const, so within one function the compiler may keep errno's address across
+// blocking(), and a goroutine that resumed on another worker would read the old thread's errno
+// (see blocking()'s comment).
+namespace {
+[[gnu::noinline]] int errno_now() { return errno; }
+[[gnu::noinline]] void errno_set(int e) { errno = e; }
+}  // namespace
+
+TEST_CASE("go: blocking carries errno back from the thread that ran f", "[go][blocking]") {
+    SECTION("a failed system call") {
+        std::atomic<ssize_t> r{0};
+        std::atomic<int> seen{0};
+        goro_test::run_in_goroutine([&] {
+            errno_set(0);
+            r = goro::blocking([] {
+                char c;
+                return ::read(-1, &c, 1);
+            });
+            seen = errno_now();
+        });
+        CHECK(r.load() == -1);
+        CHECK(seen.load() == EBADF);
+    }
+    SECTION("errno as f left it, on whichever worker the goroutine resumes") {
+        // Many goroutines at once, so that at GOMAXPROCS > 1 they resume on other workers than
+        // they parked on, and the workers' own system calls (futex) set errno in between.
+        const int n = 16, rounds = scaled(200, 20);
+        std::atomic<int> wrong{0}, checked{0};
+        goro::WaitGroup wg;
+        wg.add(n);
+        for (int i = 0; i < n; ++i)
+            goro::go([&, i] {
+                for (int k = 0; k < rounds; ++k) {
+                    int want = 1000 + i * rounds + k;
+                    errno_set(0);
+                    goro::blocking([want] { errno = want; });
+                    if (errno_now() != want) wrong.fetch_add(1);
+                    checked.fetch_add(1);
+                    if (k % 8 == 0) goro::yield();
+                }
+                wg.done();
+            });
+        wg.wait();
+        CHECK(checked.load() == n * rounds);
+        CHECK(wrong.load() == 0);
+    }
+    SECTION("f throws") {
+        std::atomic<int> seen{0};
+        std::atomic<bool> caught{false};
+        goro_test::run_in_goroutine([&] {
+            errno_set(0);
+            try {
+                goro::blocking([]() -> int {
+                    errno = ENOENT;
+                    throw std::runtime_error("after a failed call");
+                });
+            } catch (const std::runtime_error&) {
+                seen = errno_now();
+                caught = true;
+            }
+        });
+        CHECK(caught.load());
+        CHECK(seen.load() == ENOENT);
+    }
+    SECTION("on a plain thread f runs in place and errno is simply its own") {
+        errno_set(0);
+        goro::blocking([] { errno = EINTR; });
+        CHECK(errno_now() == EINTR);
+    }
+}
+
+namespace {
+// threads_now() is the process's thread count (/proc/self/status).
+int threads_now() {
+    std::ifstream f("/proc/self/status");
+    std::string line;
+    while (std::getline(f, line))
+        if (line.rfind("Threads:", 0) == 0) return std::atoi(line.c_str() + 8);
+    return -1;
+}
+
+// PoolLimits sets the blocking pool's cap and idle timeout for one test, and restores them.
+class PoolLimits {
+public:
+    PoolLimits(int max_threads, std::chrono::milliseconds idle)
+        : pool_(goro::detail::Scheduler::instance().blocking_pool()), old_(pool_.limits()) {
+        pool_.set_limits({max_threads, idle});
+    }
+    PoolLimits(const PoolLimits&) = delete;
+    PoolLimits& operator=(const PoolLimits&) = delete;
+    ~PoolLimits() { pool_.set_limits(old_); }
+
+private:
+    goro::detail::BlockingPool& pool_;
+    goro::detail::BlockingPool::Limits old_;
+};
+}  // namespace
+
+TEST_CASE("go: the blocking pool stays within its cap, queues beyond it, and idle threads exit",
+          "[go][blocking]") {
+    auto& pool = goro::detail::Scheduler::instance().blocking_pool();
+    const int cap = 3;
+    PoolLimits limits(cap, 50ms);
+    goro_test::run_in_goroutine([] {});  // the workers are started, and counted in base
+    // Threads earlier tests left idle expire first; census() reaps them, so that /proc no longer
+    // lists them either.
+    std::uint64_t gen;
+    REQUIRE(poll_until([&] { return pool.census(gen) == 0; }));
+    const int base = threads_now();
+    REQUIRE(base > 0);
+
+    // Four rounds of calls at the cap: each call waits 100 ms, so all three threads are busy.
+    const int n = 4 * cap;
+    std::atomic<int> inflight{0}, most{0}, done{0}, most_threads{0};
+    std::atomic<bool> sampling{true};
+    goro::WaitGroup wg, sampler;
+    wg.add(n);
+    sampler.add(1);
+    goro::go([&] {
+        while (sampling.load()) {
+            int t = threads_now();
+            if (t > most_threads.load()) most_threads = t;
+            goro::sleep_for(1ms);
+        }
+        sampler.done();
+    });
+    for (int i = 0; i < n; ++i)
+        goro::go([&] {
+            goro::blocking([&] {
+                int now = inflight.fetch_add(1) + 1;
+                for (int m = most.load(); now > m && !most.compare_exchange_weak(m, now);) {
+                }
+                std::this_thread::sleep_for(100ms);
+                inflight.fetch_sub(1);
+            });
+            done.fetch_add(1);
+            wg.done();
+        });
+    wg.wait();
+    sampling = false;
+    sampler.wait();
+    CHECK(done.load() == n);
+    CHECK(most.load() == cap);
+    CHECK(most_threads.load() <= base + cap);
+    CHECK(pool.threads() <= cap);
+
+    // Idle for 50 ms, the threads exit, and /proc stops listing them.
+    CHECK(poll_until([&] { return pool.threads() == 0 && threads_now() == base; }));
 }
 
 TEST_CASE("go: set_gomaxprocs shrinks and grows while work runs", "[go][gomaxprocs]") {

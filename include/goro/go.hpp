@@ -17,12 +17,25 @@
 
 #include "goro/detail/sched.hpp"
 
+#include <cerrno>
 #include <optional>
 #include <tuple>
 #include <type_traits>
 #include <utility>
 
 namespace goro {
+
+namespace detail {
+// ErrnoSaver copies errno into `to` when it goes out of scope.
+struct ErrnoSaver {
+    int& to;
+    ~ErrnoSaver() { to = errno; }
+};
+// set_errno() is out of line so that errno's address is looked up on the thread that runs it:
+// glibc declares __errno_location() const, so an inlined `errno = e` could reuse an address
+// the caller computed before it parked, on another thread.
+GORO_NOINLINE inline void set_errno(int e) noexcept { errno = e; }
+}  // namespace detail
 
 // go() starts f(args...) in a new goroutine. f and args are decay-copied, as by std::thread;
 // they are destroyed on the goroutine when it finishes. An exception that escapes f ends the
@@ -62,8 +75,11 @@ inline bool in_goroutine() { return detail::current_g() != nullptr; }
 
 // blocking() runs f, a call that blocks its thread (a blocking syscall, a C library call), on a
 // thread outside the workers; the calling goroutine parks until it returns, while the workers
-// run other goroutines. Returns f's result; f's exception propagates. On a plain thread it
-// simply calls f.
+// run other goroutines. Returns f's result; f's exception propagates; errno is set to what f
+// left in it on its thread, so `if (blocking([&] { return ::read(fd, buf, n); }) < 0)` can
+// look at errno. errno is a thread_local like any other: glibc lets the compiler keep its
+// address, so in a function that used errno before the call, read it in another function
+// (or capture it inside f). On a plain thread it simply calls f.
 template <class F>
 auto blocking(F&& f) -> std::invoke_result_t<F> {
     using R = std::invoke_result_t<F>;
@@ -74,16 +90,23 @@ auto blocking(F&& f) -> std::invoke_result_t<F> {
                  std::conditional_t<std::is_reference_v<R>, std::add_pointer_t<R>, R>>;
     std::optional<Slot> result;
     std::exception_ptr error;
+    int err = 0;  // errno as f left it on the pool thread
     detail::Parker* self = detail::current_parker();
+    // call() saves errno the moment f returns or throws, before anything else on the pool
+    // thread (moving the result, catching) can change it.
+    auto call = [&]() -> R {
+        detail::ErrnoSaver save{err};
+        return std::forward<F>(f)();
+    };
     auto job = [&] {
         try {
             if constexpr (std::is_void_v<R>) {
-                std::forward<F>(f)();
+                call();
                 result.emplace();
             } else if constexpr (std::is_reference_v<R>) {
-                result.emplace(&std::forward<F>(f)());
+                result.emplace(&call());
             } else {
-                result.emplace(std::forward<F>(f)());
+                result.emplace(call());
             }
         } catch (...) {
             error = std::current_exception();
@@ -109,6 +132,9 @@ auto blocking(F&& f) -> std::invoke_result_t<F> {
     sched.enter_blocking();
     sched.park(detail::make_unlock(submit));
     detail::hb_acquire(&error);
+    // On whatever worker the goroutine resumed: errno is per thread, and this one's may have
+    // been set by the scheduler (or by other goroutines) since.
+    detail::set_errno(err);
     if (error) std::rethrow_exception(error);
     if constexpr (std::is_void_v<R>) return;
     else if constexpr (std::is_reference_v<R>) return static_cast<R>(**result);

@@ -50,9 +50,11 @@
 // blocking() call is pending, some plain thread is blocked in park, and every thread of the
 // process is either a runtime thread or such a blocked thread (read from /proc/self/stat, so a
 // thread that is merely busy elsewhere can still release the waiters and rules deadlock out),
-// nothing can ever run again: report it as Go does.
+// nothing can ever run again: report it as Go does. /proc is read only once every plain thread
+// the runtime has seen is parked: counters tell the rest (check_dead).
 //
-// Lock order: Scheduler::mu_ (global queue, idle list) is a leaf; TimerHeap locks are leaves;
+// Lock order: Scheduler::mu_ (global queue, idle list) is a leaf but for check_dead's census of
+// the blocking pool, whose lock it takes under mu_ (never the reverse); TimerHeap locks are leaves;
 // primitive locks (channel, semaphore) may be held while calling ready(), which takes mu_.
 //
 // Rejected: a global run queue only (contended by every worker); work-sharing on spawn (pushes
@@ -68,6 +70,8 @@
 #include <boost/context/detail/fcontext.hpp>
 #include <cxxabi.h>
 #include <csignal>
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -363,18 +367,82 @@ GORO_NOINLINE inline Parker* current_parker() noexcept {
     return &tls_parker;
 }
 
-// BlockingPool runs blocking() calls on threads of their own, started on demand and kept.
+// PlainState is a thread's standing in deadlock detection: whether it is counted among the live
+// plain threads that used the runtime (Scheduler::nplain_). Trivially destructible, like
+// ExtHandle, so that it stays usable to the thread's last moment; PlainRelease, made when the
+// thread is counted, uncounts it at thread exit.
+enum class PlainState : std::uint8_t {
+    unseen,
+    counted,
+    other,  // a worker or a blocking-pool thread, or a plain thread past its PlainRelease
+};
+inline thread_local PlainState tls_plain = PlainState::unseen;
+struct PlainRelease {
+    ~PlainRelease();
+};
+inline thread_local PlainRelease tls_plain_release;
+
+// BlockingPool runs blocking() calls on threads of their own (Go's Ms in system calls: goro keeps
+// such calls off the workers rather than hand a P to another M). A call takes an idle thread, or
+// a new one while the pool has fewer than max_threads (GORO_MAX_BLOCKING_THREADS, default Go's
+// limit of 10,000 threads); beyond that it waits in the queue for a thread to finish its call.
+// A thread idle for idle_timeout (10 s, the keep-alive of Tokio's blocking pool) exits, with no
+// floor: the first call after a quiet spell pays for one thread (~30 us), nothing next to the
+// spell, while a burst's threads do not stay for good. When no thread can be made
+// (pthread_create fails), the call waits for one of the pool's threads; with none, the process
+// ends as Go's does ("fatal error: newosproc").
+//
+// Deadlock detection counts the pool's threads among the runtime's and compares the total with
+// the process's thread count in /proc (check_dead), so its count must be what /proc lists at
+// that moment. A thread is counted from just before it is made (while a worker is busy
+// submitting: no verdict is possible then) until it leaves serve(). One that left may or may not
+// be listed still: the kernel drops a thread from /proc a little after it returns, even after
+// pthread_join has returned. census() therefore reaps those first (joins them, and waits until
+// /proc no longer lists them), and gen_ tells check_dead whether another left while it read.
 class BlockingPool {
 public:
+    struct Limits {
+        int max_threads;
+        std::chrono::milliseconds idle_timeout;
+    };
+    BlockingPool();
+    BlockingPool(const BlockingPool&) = delete;
+
     void submit(std::function<void()> job);
-    int threads() const noexcept { return threads_.load(std::memory_order_acquire); }
+    // threads() is the number of threads serving calls, idle ones included.
+    int threads();
+    // census() reaps the threads that left and returns the number serving, or -1 when one that
+    // left cannot be told gone (it has not ended within a second). gen is set to the number of
+    // threads that ever left, as generation() returns it: unchanged, none left since.
+    int census(std::uint64_t& gen);
+    std::uint64_t generation();
+    // limits() and set_limits() read and change the cap and the idle timeout (for tests).
+    Limits limits();
+    void set_limits(Limits l);
 
 private:
+    // Thread is a pool thread's record, made with it; once the thread left serve() it waits on
+    // left_ to be reaped.
+    struct Thread {
+        BlockingPool* pool;
+        pthread_t handle{};
+        pid_t tid = 0;
+        Thread* next = nullptr;
+    };
+    static void* thread_main(void* arg) noexcept;
+    void serve(Thread* self);
+    bool reap(Thread* list) noexcept;
+    [[noreturn]] void fail_newosproc(int err) noexcept;
+
     std::mutex mu_;
     std::condition_variable cv_;
     std::deque<std::function<void()>> jobs_;  // guarded by mu_
-    int idle_ = 0;                            // guarded by mu_
-    std::atomic<int> threads_{0};
+    int idle_ = 0;                            // threads waiting for a job; guarded by mu_
+    int live_ = 0;                            // threads serving, idle or not; guarded by mu_
+    Thread* left_ = nullptr;                  // left serve(), not reaped; guarded by mu_
+    int reaping_ = 0;                         // taken off left_ by a reaper; guarded by mu_
+    std::uint64_t gen_ = 0;                   // threads that ever left serve(); guarded by mu_
+    Limits limits_;                           // guarded by mu_
 };
 
 class Scheduler {
@@ -491,6 +559,9 @@ private:
     bool remove_idle_locked(Worker* w) noexcept;
     void check_dead();
     static int process_threads() noexcept;
+    friend class BlockingPool;   // process_threads(), for its fatal error
+    friend struct PlainRelease;  // nplain_
+    void note_plain_thread() noexcept;
 
     void park_thread(Unlock unlock);
     void switch_out(G* g, Worker::Action a);
@@ -531,6 +602,7 @@ private:
     std::atomic<int> ntimers_{0};                  // pending timers, all heaps
     std::atomic<int> nblocking_{0};                // blocking() calls and I/O waits in flight
     std::atomic<int> nblocked_threads_{0};         // plain threads parked in park()
+    std::atomic<int> nplain_{0};                   // live plain threads that used the runtime
     std::uint64_t det_seed_ = 0;                   // GORO_SCHED_SEED; 0: normal scheduling
     std::vector<G*> det_runnable_;                 // deterministic mode: the worker's alone
 
@@ -547,36 +619,180 @@ private:
 // ---------------------------------------------------------------------------------------------
 // Implementation.
 
+inline BlockingPool::BlockingPool()
+    : limits_{static_cast<int>(std::clamp<std::size_t>(
+                  env_size("GORO_MAX_BLOCKING_THREADS", 10'000), 1, 1 << 30)),
+              std::chrono::seconds(10)} {}
+
 inline void BlockingPool::submit(std::function<void()> job) {
     std::unique_lock<std::mutex> g(mu_);
     jobs_.push_back(std::move(job));
     // idle_ still counts a thread that was notified but has not woken to take its job yet:
     // reuse idle threads only while there is one for every queued job. (Testing idle_ > 0
     // handed a burst of jobs to one notified thread, which then ran them one after another.)
-    if (static_cast<std::size_t>(idle_) >= jobs_.size()) {
-        cv_.notify_one();
+    // At the cap the job waits for a thread to finish its own.
+    if (static_cast<std::size_t>(idle_) >= jobs_.size() || live_ >= limits_.max_threads) {
+        if (idle_ > 0) cv_.notify_one();
         return;
     }
-    threads_.fetch_add(1, std::memory_order_acq_rel);
-    std::thread([this] {
-        runtime_enter();  // the pool is runtime; the calls it runs are announced by blocking()
-        tls_ext.no_ring = true;
-        std::unique_lock<std::mutex> g(mu_);
-        for (;;) {
-            while (jobs_.empty()) {
-                ++idle_;
-                cv_.wait(g);
-                --idle_;
+    auto* t = new Thread{this};
+    ++live_;
+    pthread_t h;
+    int err = ::pthread_create(&h, nullptr, &thread_main, t);
+    if (err == 0) return;
+    // No new thread (newosproc): the pool's threads will take the job in turn, if it has any.
+    delete t;
+    --live_;
+    if (live_ == 0) fail_newosproc(err);
+    if (idle_ > 0) cv_.notify_one();
+}
+
+inline void* BlockingPool::thread_main(void* arg) noexcept {
+    auto* self = static_cast<Thread*>(arg);
+    runtime_enter();  // the pool is runtime; the calls it runs are announced by blocking()
+    self->pool->serve(self);
+    runtime_leave();
+    return nullptr;
+}
+
+inline void BlockingPool::serve(Thread* self) {
+    tls_ext.no_ring = true;
+    tls_plain = PlainState::other;
+    std::unique_lock<std::mutex> g(mu_);
+    for (;;) {
+        while (jobs_.empty()) {
+            ++idle_;
+            bool expired = cv_.wait_for(g, limits_.idle_timeout) == std::cv_status::timeout;
+            --idle_;
+            if (expired && jobs_.empty()) {
+                // Leave: from now on census() must reap this thread before trusting /proc.
+                --live_;
+                ++gen_;
+                self->handle = ::pthread_self();
+                self->tid = static_cast<pid_t>(::syscall(SYS_gettid));
+                // Reap those that left before (their stacks are freed only once joined), so
+                // that at most the last one waits unjoined while the pool is quiet.
+                Thread* earlier = left_;
+                for (Thread* t = earlier; t; t = t->next) ++reaping_;
+                self->next = nullptr;
+                left_ = self;
+                g.unlock();
+                reap(earlier);
+                return;
             }
-            auto job = std::move(jobs_.front());
-            jobs_.pop_front();
-            g.unlock();
-            runtime_leave();
-            job();
-            runtime_enter();
-            g.lock();
         }
-    }).detach();
+        auto job = std::move(jobs_.front());
+        jobs_.pop_front();
+        g.unlock();
+        runtime_leave();
+        job();
+        runtime_enter();
+        // An M going idle (mput's checkdead): the call's exit_blocking() may be the last thing
+        // that happens, after a plain thread's own check saw the call in flight. Dekker with it,
+        // as wakep with a worker going idle.
+        Scheduler& s = Scheduler::instance();
+        store_load_barrier();
+        if (s.nblocked_threads_.load(std::memory_order_acquire) > 0) s.check_dead();
+        g.lock();
+    }
+}
+
+// reap() joins the threads of list, which have left serve(), and waits until /proc no longer
+// lists them (the kernel wakes a joiner when it clears the thread's tid, and drops the thread a
+// little later). One that does not end within a second (a thread_local destructor of the call's
+// code blocks) goes back on left_ and makes the result false. The wait is bounded as well: the
+// tid could be reused by a new thread once the old one is gone (pid_max may be 32768).
+inline bool BlockingPool::reap(Thread* list) noexcept {
+    bool all = true;
+    int done = 0;
+    Thread* back = nullptr;
+    while (list) {
+        Thread* t = list;
+        list = t->next;
+        ++done;
+        timespec until;
+        ::clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        if (::pthread_timedjoin_np(t->handle, nullptr, &until) != 0) {
+            all = false;
+            t->next = back;
+            back = t;
+            continue;
+        }
+        char path[48];
+        std::snprintf(path, sizeof path, "/proc/self/task/%d", static_cast<int>(t->tid));
+        for (int i = 0; i < 1000 && ::access(path, F_OK) == 0; ++i) {
+            if (i < 64) ::sched_yield();
+            else ::usleep(1000);
+        }
+        delete t;
+    }
+    if (done == 0) return true;
+    std::lock_guard<std::mutex> g(mu_);
+    reaping_ -= done;
+    while (back) {
+        Thread* t = back;
+        back = t->next;
+        t->next = left_;
+        left_ = t;
+    }
+    return all;
+}
+
+inline int BlockingPool::census(std::uint64_t& gen) {
+    std::unique_lock<std::mutex> g(mu_);
+    for (;;) {
+        if (Thread* list = left_) {
+            left_ = nullptr;
+            for (Thread* t = list; t; t = t->next) ++reaping_;
+            g.unlock();
+            bool all = reap(list);
+            g.lock();
+            if (!all) return -1;
+        } else if (reaping_ > 0) {
+            // A thread that is leaving reaps earlier ones: that takes microseconds.
+            g.unlock();
+            std::this_thread::yield();
+            g.lock();
+        } else {
+            gen = gen_;
+            return live_;
+        }
+    }
+}
+
+inline std::uint64_t BlockingPool::generation() {
+    std::lock_guard<std::mutex> g(mu_);
+    return gen_;
+}
+
+inline int BlockingPool::threads() {
+    std::lock_guard<std::mutex> g(mu_);
+    return live_;
+}
+
+inline BlockingPool::Limits BlockingPool::limits() {
+    std::lock_guard<std::mutex> g(mu_);
+    return limits_;
+}
+
+inline void BlockingPool::set_limits(Limits l) {
+    std::lock_guard<std::mutex> g(mu_);
+    limits_.max_threads = std::max(l.max_threads, 1);
+    limits_.idle_timeout = l.idle_timeout;
+    cv_.notify_all();  // idle threads wait again, with the new timeout
+}
+
+// fail_newosproc() ends the process when the pool has no thread and cannot make one, in Go's
+// words (newosproc in os_linux.go).
+[[noreturn]] inline void BlockingPool::fail_newosproc(int err) noexcept {
+    int have = Scheduler::process_threads();
+    std::fflush(stdout);
+    std::fprintf(stderr, "runtime: failed to create new OS thread (have %d already; errno=%d)\n",
+                 have, err);
+    if (err == EAGAIN)
+        std::fprintf(stderr, "runtime: may need to increase max user processes (ulimit -u)\n");
+    fatal("newosproc");
 }
 
 inline Scheduler& Scheduler::make_instance() {
@@ -692,6 +908,7 @@ inline void Scheduler::spawn(G* g) {
 // the global queue. A new G (spawned) also gets its id and is counted. Kept out of line so
 // that the workers' paths through ready() and spawn() stay small.
 GORO_NOINLINE inline void Scheduler::put_plain(G* g, bool spawned) {
+    if (GORO_UNLIKELY(tls_plain == PlainState::unseen)) note_plain_thread();
     if (ExtQueue* q = ext_queue()) {
         if (spawned) {
             g->id = new_goid(q->goid_next, q->goid_end);
@@ -1680,6 +1897,7 @@ inline void Scheduler::park(Unlock unlock) {
 }
 
 inline void Scheduler::park_thread(Unlock unlock) {
+    note_plain_thread();
     ThreadParker& p = tls_parker;
     p.state.store(1, std::memory_order_relaxed);
     nblocked_threads_.fetch_add(1, std::memory_order_acq_rel);
@@ -1696,6 +1914,7 @@ inline void Scheduler::park_thread(Unlock unlock) {
 inline void Scheduler::ready(Parker* p) {
     RuntimeSection rs;
     if (p->kind == Parker::Kind::thread) {
+        note_plain_thread();  // the waker, if a plain thread
         auto* t = static_cast<ThreadParker*>(p);
         nblocked_threads_.fetch_sub(1, std::memory_order_acq_rel);
         t->state.store(2, std::memory_order_release);
@@ -1744,12 +1963,36 @@ inline bool Scheduler::timer_stop(Timer* t) {
 
 // ---- deadlock detection (checkdead) ----
 
+// note_plain_thread() counts the calling plain thread among the live ones that used the runtime
+// (parked, readied or spawned), the first time it does. Out of line so that a goroutine that
+// calls it never uses another thread's TLS address.
+GORO_NOINLINE inline void Scheduler::note_plain_thread() noexcept {
+    PlainState& s = tls_plain;
+    if (GORO_LIKELY(s != PlainState::unseen)) return;
+    if (tls_worker) {
+        s = PlainState::other;
+        return;
+    }
+    s = PlainState::counted;
+    (void)&tls_plain_release;  // constructs it: its destructor uncounts the thread at exit
+    nplain_.fetch_add(1, std::memory_order_acq_rel);
+}
+
+inline PlainRelease::~PlainRelease() {
+    RuntimeSection rs;
+    tls_plain = PlainState::other;  // a use of the runtime later in this thread's exit is not counted
+    Scheduler::instance().nplain_.fetch_sub(1, std::memory_order_acq_rel);
+}
+
+// process_threads() is the number of threads in the process (/proc/self/stat), -1 if unknown.
+// With open/read, not stdio: it also serves the fatal error of a failed thread creation.
 inline int Scheduler::process_threads() noexcept {
     char buf[1024];
-    FILE* f = std::fopen("/proc/self/stat", "r");
-    if (!f) return -1;
-    std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
-    std::fclose(f);
+    int fd = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0) return -1;
     buf[n] = 0;
     const char* p = std::strrchr(buf, ')');
     if (!p) return -1;
@@ -1760,7 +2003,22 @@ inline int Scheduler::process_threads() noexcept {
     return std::atoi(p);
 }
 
+// Go's checkdead compares counters only: every thread is an M it knows. goro's plain threads
+// are not, and one that is busy in user code (or sleeping in the OS) may still wake the waiters.
+// So the counters come first: while some plain thread the runtime has seen (nplain_) is not
+// parked, there is no deadlock. Only when every one of them is parked must /proc tell whether
+// the process has a thread the runtime never saw.
+//
+// /proc is read under mu_ as before, because mu_ is what freezes the state the counters
+// describe: no worker leaves the idle list without it (wakep, the idle loop, retire). Read
+// without it, a worker could be woken by a thread that exits before the read, run a goroutine
+// that starts a thread after the read and park again, leaving the same counters on both sides
+// of a read that missed the new thread: a false deadlock. The read is now rare (every plain
+// thread the runtime knows is parked, at a deadlock or beside a thread it never saw), so the
+// lock's hold on it costs nothing measurable.
 inline void Scheduler::check_dead() {
+    if (nplain_.load(std::memory_order_acquire) > nblocked_threads_.load(std::memory_order_acquire))
+        return;
     std::lock_guard<Lock> lk(mu_);
     // Every started worker must be idle or parked in retirement: a worker beyond GOMAXPROCS may
     // still be finishing a goroutine, or moving its run queue to the global one.
@@ -1772,17 +2030,25 @@ inline void Scheduler::check_dead() {
         nblocking_.load(std::memory_order_acquire) != 0)
         return;
     int blocked = nblocked_threads_.load(std::memory_order_acquire);
-    if (blocked == 0) return;
+    if (blocked == 0 || nplain_.load(std::memory_order_acquire) > blocked) return;
     for (int i = 0; i < nw; ++i)
         if (!runq_empty(workers_[i])) return;
     if (ext_pending()) return;
-    int known = nw + pool_.threads() + blocked;
-    int threads = process_threads();
+    // The pool's threads as /proc lists them: census() reaps those that left first, and one
+    // that leaves during the read may or may not be listed, so read again.
+    int pool, threads;
+    for (;;) {
+        std::uint64_t gen;
+        pool = pool_.census(gen);
+        if (pool < 0) return;
+        threads = process_threads();
+        if (pool_.generation() == gen) break;
+    }
 #if GORO_TSAN
     // ThreadSanitizer starts one background thread of its own with the process's second thread.
     if (threads > 1) --threads;
 #endif
-    if (threads != known) return;
+    if (threads != nw + pool + blocked) return;
     // Recheck what may have moved while we read /proc. A plain thread's ring is pushed to
     // without mu_: a thread that readied a G there and exited while /proc was read left the G
     // behind, and a worker that went idle just before will find it.
