@@ -664,3 +664,85 @@ TEST_CASE("pattern: goroutines selecting on ctx.done() stop when an ancestor is 
     REQUIRE(mid.err() == goro::errc::canceled);
     cancel_mid();
 }
+
+// ---- Huge durations (issue 9): now + duration::max() is never, not the past ----
+
+TEST_CASE("with_timeout(duration::max()) and with_deadline(time_point::max()) never fire",
+          "[context][huge]") {
+    goro_test::on_thread_and_goroutine([] {
+        auto [t, cancel_t] = goro::with_timeout(goro::background(), Clock::duration::max());
+        auto [d, cancel_d] = goro::with_deadline(goro::background(), Clock::time_point::max());
+        REQUIRE(t.deadline() == Clock::time_point::max());
+        REQUIRE(d.deadline() == Clock::time_point::max());
+        // A child of a "never" parent may still have a deadline of its own.
+        auto [child, cancel_child] = goro::with_timeout(t, 20ms);
+        REQUIRE(child.deadline() < Clock::time_point::max());
+        for (const Context& c : {t, d}) {
+            REQUIRE(goro::select(goro::recv(c), goro::recv(goro::after(50ms))) == 1);
+            REQUIRE_FALSE(c.err());
+        }
+        REQUIRE(wait_done(child));
+        REQUIRE(child.err() == goro::errc::deadline_exceeded);
+        REQUIRE_FALSE(t.err());
+        cancel_child();
+        cancel_t();
+        cancel_d();
+        REQUIRE(t.err() == goro::errc::canceled);
+        REQUIRE(d.err() == goro::errc::canceled);
+    });
+}
+
+TEST_CASE("with_timeout(duration::min()) is done at once", "[context][huge]") {
+    auto [ctx, cancel] = goro::with_timeout(goro::background(), Clock::duration::min());
+    REQUIRE(is_done(ctx));
+    REQUIRE(ctx.err() == goro::errc::deadline_exceeded);
+    REQUIRE(*ctx.deadline() < Clock::now());
+    cancel();
+}
+
+// ---- recv(ctx): the select case on done() that makes no handle ----
+
+TEST_CASE("recv(ctx) is ready exactly when ctx.done() is", "[context][recv]") {
+    auto is_done_ctx = [](const Context& c) {
+        return goro::select(goro::recv(c), goro::default_case()) == 0;
+    };
+    REQUIRE_FALSE(is_done_ctx(goro::background()));  // nil: never ready
+    auto [root, cancel] = goro::with_cancel(goro::background());
+    Context layered = goro::with_value(goro::with_value(root, k1, std::string("a")), k2,
+                                       std::string("b"));
+    REQUIRE_FALSE(is_done_ctx(root));
+    REQUIRE_FALSE(is_done_ctx(layered));
+    REQUIRE_FALSE(is_done_ctx(goro::with_value(goro::background(), k1, std::string("x"))));
+
+    bool ran = false;
+    goro::go([cancel = cancel] {
+        goro::sleep_for(10ms);
+        cancel();
+    });
+    // Blocking select: parks on the channel through recv(ctx), and runs its function.
+    REQUIRE(goro::select(goro::recv(layered, [&] { ran = true; }),
+                         goro::recv(goro::after(kLong))) == 0);
+    REQUIRE(ran);
+    REQUIRE(is_done_ctx(root));
+    REQUIRE(is_done_ctx(layered));
+    REQUIRE(layered.err() == goro::errc::canceled);
+    std::optional<std::monostate> got{std::monostate{}};
+    goro::select(goro::recv(layered, [&](std::optional<std::monostate> v) { got = v; }));
+    REQUIRE_FALSE(got.has_value());  // closed, not sent to
+}
+
+TEST_CASE("done(), err(), deadline() and value() through many value layers", "[context]") {
+    auto [root, cancel] = goro::with_timeout(goro::background(), 1h);
+    static const ContextKey<int> depth_key{"depth"};
+    Context ctx = goro::with_value(root, k1, std::string("bottom"));
+    for (int i = 0; i < 1000; ++i) ctx = goro::with_value(ctx, depth_key, i);
+    REQUIRE(ctx.done() == root.done());
+    REQUIRE(ctx.deadline() == root.deadline());
+    REQUIRE(*ctx.value(depth_key) == 999);
+    REQUIRE(*ctx.value(k1) == "bottom");
+    REQUIRE(ctx.value(k2) == nullptr);
+    REQUIRE_FALSE(ctx.err());
+    cancel();
+    REQUIRE(is_done(ctx));
+    REQUIRE(ctx.err() == goro::errc::canceled);
+}

@@ -2,6 +2,7 @@
 // panic, misuse), or that look like a deadlock but are not one and must exit 0. fatal_test runs
 // each as a subprocess: `fatal_programs <scenario>`.
 #include <goro/channel.hpp>
+#include <goro/context.hpp>
 #include <goro/go.hpp>
 #include <goro/select.hpp>
 #include <goro/sync.hpp>
@@ -713,6 +714,77 @@ int exit_from_goroutine() {
     for (;;) goro::sleep_for(1s);
 }
 
+// hang_sleep_forever(): main waits for nothing while a goroutine sleeps for duration::max().
+// Go 1.19 does not call this a deadlock (checkdead returns while any P has a timer, and a
+// time.Sleep(maxDuration) is one, at maxWhen): the program hangs, and so must this one.
+int hang_sleep_forever() {
+    goro::go([] { goro::sleep_for(goro::Clock::duration::max()); });
+    goro::WaitGroup never;
+    never.add(1);
+    never.wait();
+    return 0;
+}
+
+// Deep context chains (issue 9): each layer was a frame of recursion on a goroutine's
+// 256 KiB stack, which ran out at ~2,000 nested cancels and ~10,000 value layers.
+constexpr int deep_chain = 100'000;
+
+// in_goroutine() runs f on a goroutine and waits for it; "ok" once it returns.
+template <class F>
+int in_goroutine(F f) {
+    goro::WaitGroup wg;
+    wg.add(1);
+    goro::go([&] {
+        f();
+        wg.done();
+    });
+    wg.wait();
+    std::puts("ok");
+    return 0;
+}
+
+int ok_ctx_cancel_deep_chain() {
+    auto [root, cancel_root] = goro::with_cancel(goro::background());
+    std::vector<goro::CancelFunc> cancels;
+    goro::Context ctx = root;
+    for (int i = 0; i < deep_chain; ++i) {
+        auto [c, cancel] = goro::with_cancel(ctx);
+        ctx = c;
+        cancels.push_back(cancel);
+    }
+    return in_goroutine([&, cancel_root = cancel_root] {
+        cancel_root();
+        if (ctx.err() != goro::errc::canceled) std::abort();
+        cancels.clear();
+        ctx = goro::Context();  // drops the chain of cancelled contexts, on the goroutine
+    });
+}
+
+const goro::ContextKey<int> layer_key{"layer"}, missing_key{"missing"};
+
+int ok_ctx_drop_deep_values() {
+    return in_goroutine([] {
+        goro::Context ctx;
+        for (int i = 0; i < deep_chain; ++i) ctx = goro::with_value(ctx, layer_key, i);
+        ctx = goro::Context();
+    });
+}
+
+int ok_ctx_lookup_deep_values() {
+    auto [root, cancel] = goro::with_timeout(goro::background(), std::chrono::hours(1));
+    goro::Context ctx = root;
+    for (int i = 0; i < deep_chain; ++i) ctx = goro::with_value(ctx, layer_key, i);
+    int rc = in_goroutine([&, cancel = cancel] {
+        if (ctx.value(missing_key) != nullptr || *ctx.value(layer_key) != deep_chain - 1 ||
+            ctx.err() || ctx.deadline() != root.deadline() || ctx.done() != root.done())
+            std::abort();
+        cancel();
+        if (ctx.err() != goro::errc::canceled) std::abort();
+    });
+    ctx = goro::Context();  // on main: a plain thread's stack must not matter either
+    return rc;
+}
+
 struct Scenario {
     const char* name;
     int (*run)();
@@ -756,6 +828,10 @@ const Scenario scenarios[] = {
     {"ok_exit_runs_static_destructors", ok_exit_runs_static_destructors},
     {"exit_status_with_running_goroutine", exit_status_with_running_goroutine},
     {"exit_from_goroutine", exit_from_goroutine},
+    {"hang_sleep_forever", hang_sleep_forever},
+    {"ok_ctx_cancel_deep_chain", ok_ctx_cancel_deep_chain},
+    {"ok_ctx_drop_deep_values", ok_ctx_drop_deep_values},
+    {"ok_ctx_lookup_deep_values", ok_ctx_lookup_deep_values},
 };
 
 }  // namespace

@@ -416,3 +416,19 @@ TEST_CASE("fatal: running out of memory for goroutine stacks is a clear error", 
     check_fatal("oom_stacks", "out of memory allocating goroutine stack");
 #endif
 }
+
+TEST_CASE("fatal: a goroutine sleeping for duration::max() is no deadlock, as in Go",
+          "[fatal][deadlock][huge]") {
+    // The program hangs (Go's does): killed at the limit, it must not have reported anything.
+    Outcome o = run("hang_sleep_forever", {}, std::chrono::seconds(1));
+    INFO("stderr:\n" << o.err);
+    CHECK(o.timed_out);
+    CHECK_FALSE(contains(o.err, deadlock));
+}
+
+TEST_CASE("fatal: 100,000-deep context chains are cancelled, searched and dropped on a goroutine",
+          "[fatal][context][overflow]") {
+    check_ok("ok_ctx_cancel_deep_chain");
+    check_ok("ok_ctx_drop_deep_values");
+    check_ok("ok_ctx_lookup_deep_values");
+}

@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <memory>
 #include <thread>
 
 using namespace std::chrono_literals;
@@ -187,4 +188,25 @@ TEST_CASE("time: sleepers survive GOMAXPROCS shrinking under them", "[time][goma
     CHECK(poll_until([&] { return woke.load() == n; }));
     goro::set_gomaxprocs(initial);
     wg.wait();
+}
+
+// Huge durations saturate to "never" instead of wrapping into the past (issue 9). The sleepers
+// below never wake: their goroutines stay parked, their threads asleep, until the process ends.
+TEST_CASE("time: sleep_for(duration::max()) and sleep_until(time_point::max()) never return",
+          "[time][huge]") {
+    auto sleepers = std::make_shared<std::atomic<int>>(0);  // outlives the test: never woken
+    auto woke = std::make_shared<std::atomic<int>>(0);
+    auto forever = [sleepers, woke](bool until) {
+        sleepers->fetch_add(1);
+        if (until) goro::sleep_until(Clock::time_point::max());
+        else goro::sleep_for(Clock::duration::max());
+        woke->fetch_add(1);
+    };
+    for (bool until : {false, true}) {
+        goro::go([forever, until] { forever(until); });
+        std::thread([forever, until] { forever(until); }).detach();
+    }
+    REQUIRE(poll_until([&] { return sleepers->load() == 4; }));
+    goro::sleep_for(50ms);
+    REQUIRE(woke->load() == 0);
 }

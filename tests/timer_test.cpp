@@ -412,3 +412,59 @@ TEST_CASE("pattern: rate limiting with tick and a burst bucket", "[time][pattern
         wg.wait();
     }
 }
+
+// ---- Huge durations (issue 9): now + duration::max() is never, not the past ----
+
+namespace {
+
+// never_within() tells whether c stays silent for `wait`: a select that must choose the
+// short timer.
+bool never_within(const RecvChannel<Clock::time_point>& c, Clock::duration wait = 50ms) {
+    return goro::select(goro::recv(c), goro::recv(goro::after(wait))) == 1;
+}
+
+}  // namespace
+
+TEST_CASE("after, tick, Timer and Ticker of duration::max() never fire", "[time][timer][huge]") {
+    goro_test::on_thread_and_goroutine([] {
+        constexpr auto huge = Clock::duration::max();
+        REQUIRE(never_within(goro::after(huge)));
+        REQUIRE(never_within(goro::tick(huge)));
+
+        goro::Timer t(huge);
+        REQUIRE(never_within(t.c()));
+        REQUIRE(t.stop());  // it was pending, as a Go timer of maxWhen is
+        REQUIRE(t.reset(1ms) == false);
+        REQUIRE(recv_within(t.c()).has_value());
+        REQUIRE_FALSE(t.reset(huge));
+        REQUIRE(never_within(t.c()));
+        REQUIRE(t.stop());
+
+        goro::Ticker tk(huge);
+        REQUIRE(never_within(tk.c()));
+        tk.reset(1ms);
+        REQUIRE(recv_within(tk.c()).has_value());
+        tk.reset(huge);
+        goro::sleep_for(10ms);  // a tick already being delivered lands by now
+        drain(tk.c());
+        REQUIRE(never_within(tk.c()));
+    });
+}
+
+TEST_CASE("a periodic timer whose next run is past the clock's range stops, not spins",
+          "[time][timer][huge]") {
+    // Fires once now; then when + period overflows: saturated, it is never due again
+    // (Go's runOneTimer: "if t.when < 0 { t.when = maxWhen }").
+    static std::atomic<int> runs{0};
+    goro::detail::Timer t;
+    t.when = goro::detail::nanotime();
+    t.period = INT64_MAX - 1;
+    t.f = [](goro::detail::Timer*) { runs.fetch_add(1); };
+    t.retain = [](goro::detail::Timer*) {};  // t outlives every run: no reference to take
+    auto& sched = goro::detail::Scheduler::instance();
+    sched.timer_start(&t);
+    REQUIRE(goro_test::poll_until([] { return runs.load() >= 1; }));
+    goro::sleep_for(50ms);
+    CHECK(runs.load() == 1);
+    REQUIRE(sched.timer_stop(&t));  // still pending, at never
+}

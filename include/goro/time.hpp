@@ -9,6 +9,9 @@
 // Timers live in the scheduler's per-worker heaps (detail/timer.hpp): an idle worker sleeps
 // exactly until the next one is due, so ten thousand sleeping goroutines cost ten thousand heap
 // entries and no threads. On a plain thread these calls block the thread.
+//
+// Durations saturate as Go's do: now + duration::max() is "never" (a timer that stays pending
+// and never fires), not a time that wrapped into the past (detail::deadline_after).
 #pragma once
 
 #include "goro/channel.hpp"
@@ -22,16 +25,16 @@ namespace goro {
 
 using Clock = std::chrono::steady_clock;
 
-// sleep_until() parks the caller until t (time.Sleep). A time in the past returns at once.
+// sleep_until() parks the caller until t (time.Sleep). A time in the past returns at once;
+// time_point::max() never comes.
 inline void sleep_until(Clock::time_point t) {
     auto& sched = detail::Scheduler::instance();
     detail::Parker* self = detail::current_parker();
     if (self->kind == detail::Parker::Kind::thread) {
-        std::this_thread::sleep_until(t);
+        std::this_thread::sleep_until(t);  // copes with max(): nanosleep for ~292 years
         return;
     }
-    std::int64_t when =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+    std::int64_t when = detail::when(t);
     if (when <= detail::nanotime()) return;
     detail::Timer timer;
     timer.when = when;
@@ -43,17 +46,13 @@ inline void sleep_until(Clock::time_point t) {
     sched.park(detail::make_unlock(arm));
 }
 
-// sleep_for() parks the caller for at least d (time.Sleep).
+// sleep_for() parks the caller for at least d (time.Sleep); duration::max() is forever.
 inline void sleep_for(Clock::duration d) {
     if (d <= Clock::duration::zero()) return;
-    sleep_until(Clock::now() + d);
+    sleep_until(detail::deadline_after(d));
 }
 
 namespace detail {
-
-inline std::int64_t to_nanos(Clock::time_point t) noexcept {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
-}
 
 // ChanTimer is a runtime timer that sends the time on a capacity-1 channel when it fires,
 // dropping the tick if the previous one is still unread (Go's sendTime). It is reference-counted:
@@ -97,8 +96,7 @@ private:
     void retain() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
 
     void arm(Clock::duration d) {
-        if (d < Clock::duration::zero()) d = Clock::duration::zero();
-        timer_.when = nanotime() + std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+        timer_.when = when(d);
         retain();  // the heap's reference
         Scheduler::instance().timer_start(&timer_);
     }

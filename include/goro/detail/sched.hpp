@@ -1949,9 +1949,11 @@ inline void Scheduler::timer_start(Timer* t) {
     Worker* w = current_worker();
     if (!w || w->sched != this || w->id >= gomaxprocs()) w = workers_[0];
     std::int64_t when = t->when;  // once pushed, t may fire (and vanish) on another worker
+    // A timer that never fires still counts as pending, so check_dead() holds off while one
+    // exists (Go's checkdead returns while any P has timers), but it needs no worker awake.
     ntimers_.fetch_add(1, std::memory_order_acq_rel);
     w->timers.push(t);
-    wake_poller(when);
+    if (when != TimerHeap::never) wake_poller(when);
 }
 
 inline bool Scheduler::timer_stop(Timer* t) {

@@ -24,8 +24,10 @@
 
 #include "goro/detail/platform.hpp"
 
+#include <cstdint>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace goro::detail {
@@ -42,10 +44,29 @@ struct Timer {
     int index = -1;                         // position in heap; guarded by heap's lock
 };
 
-inline std::int64_t nanotime() noexcept {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-        .count();
+static_assert(std::is_same_v<Clock::duration, std::chrono::nanoseconds>,
+              "timer times are the steady clock's nanoseconds, unconverted");
+
+inline std::int64_t nanotime() noexcept { return Clock::now().time_since_epoch().count(); }
+
+// add_sat() is a + b, saturated to the int64 range instead of wrapping.
+inline std::int64_t add_sat(std::int64_t a, std::int64_t b) noexcept {
+    std::int64_t r;
+    if (__builtin_add_overflow(a, b, &r)) return b > 0 ? INT64_MAX : INT64_MIN;
+    return r;
 }
+
+// deadline_after() is now + d, saturated: a duration too long to represent means "never"
+// (time_point::max(), which as a timer time is TimerHeap::never) rather than a time that wrapped
+// into the past. Every entry that turns a duration into a deadline goes through here (mirrors
+// when in time/sleep.go: "if t < 0 { t = 1<<63 - 1 }").
+inline Clock::time_point deadline_after(Clock::duration d) noexcept {
+    return Clock::time_point(Clock::duration(add_sat(nanotime(), d.count())));
+}
+
+// when() is the timer time of t, and of a duration from now.
+inline std::int64_t when(Clock::time_point t) noexcept { return t.time_since_epoch().count(); }
+inline std::int64_t when(Clock::duration d) noexcept { return when(deadline_after(d)); }
 
 // coarse_nanotime() is a cheap clock of a few milliseconds' resolution (the kernel tick), for
 // time slices.
@@ -102,7 +123,8 @@ private:
             Timer* t = heap_[0];
             if (t->period > 0) {
                 std::int64_t late = now - t->when;
-                t->when += t->period * (1 + late / t->period);
+                // Saturates to never (runOneTimer: "if t.when < 0 { t.when = maxWhen }").
+                t->when = add_sat(t->when, t->period * (1 + late / t->period));
                 sift_down(0);
                 if (t->retain) t->retain(t);
             } else {
