@@ -8,6 +8,7 @@
 #include <goro/sync.hpp>
 #include <goro/time.hpp>
 
+#include <alloca.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -20,6 +21,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -31,6 +33,9 @@
 #include <vector>
 
 using namespace std::chrono_literals;
+
+// In fatal_noprobe.cpp, which is compiled without stack-clash probes.
+int buffer_frame_unprobed();
 
 namespace {
 
@@ -535,6 +540,147 @@ int ok_deep_recursion_within_stack() {
     return dive(48 * 1024);
 }
 
+// Frames that jump the guard. Goroutine A parks with 24 KiB of live data at the top of its
+// stack; goroutine B, whose stack is the next one carved from the arena and so lies right above
+// A's, runs `frame` and then switches once (where a soft guard is checked) before it wakes A.
+// A frame that skips B's guard lands in A's data: A counts the words it lost, and the program
+// exits 1 if it lost any, 0 if none and no overflow was reported.
+int neighbour(bool hard_guards, void (*frame)()) {
+    small_stacks(hard_guards);
+    goro::Channel<int> wake;
+    goro::WaitGroup parked, done;
+    parked.add(1);
+    done.add(1);
+    int lost = 0;
+    goro::go([&] {
+        volatile std::uint64_t canary[3072];
+        for (auto& c : canary) c = 0x1111111111111111;
+        parked.done();
+        wake.recv();
+        for (auto& c : canary) lost += c != 0x1111111111111111;
+        done.done();
+    });
+    parked.wait();
+    goro::go([&] {
+        frame();
+        goro::yield();
+        wake.send(1);
+    });
+    done.wait();
+    std::printf("A: %d canary words overwritten\n", lost);
+    if (lost > 0) return 1;
+    std::puts("ok");
+    return 0;
+}
+
+// frame_over_stack() has one frame larger than the whole stack, of which it writes only the
+// lowest 4 KiB: 20 KiB below the stack's end (t_guard_skip.cpp).
+GORO_NOINLINE void frame_over_stack() {
+    volatile char buf[64 * 1024 + 20 * 1024];
+    for (int i = 0; i < 4096; ++i) buf[i] = static_cast<char>(0xAB);
+    asm volatile("" : : "r"(&buf[0]) : "memory");
+}
+
+// buffer_frame() is an I/O buffer of 32 KiB of which only the first 4 KiB get data.
+GORO_NOINLINE int buffer_frame() {
+    char buf[32 * 1024];
+    std::memset(buf, 0xAB, 4096);
+    asm volatile("" : : "r"(buf) : "memory");
+    return buf[0];
+}
+
+// dive_then() recurses in small frames to within 6 KiB of the stack's end, then calls leaf
+// (t_guard_skip2.cpp: ordinary frames, the last of which holds a buffer).
+GORO_NOINLINE int dive_then(const char* bottom, int (*leaf)()) {
+    volatile char frame[512];
+    frame[0] = 1;
+    if (const_cast<const char*>(&frame[0]) - bottom < 6 * 1024) return leaf() + frame[0];
+    return dive_then(bottom, leaf) + frame[0];
+}
+
+void dive_to_buffer() { dive_then(goro::detail::current_g()->stack.bottom(), buffer_frame); }
+void dive_to_unprobed_buffer() {
+    dive_then(goro::detail::current_g()->stack.bottom(), buffer_frame_unprobed);
+}
+
+int overflow_frame_over_stack() { return neighbour(true, frame_over_stack); }
+int overflow_buffer_frame() { return neighbour(true, dive_to_buffer); }
+int overflow_unprobed_buffer_frame() { return neighbour(true, dive_to_unprobed_buffer); }
+int soft_frame_over_stack() { return neighbour(false, frame_over_stack); }
+int soft_buffer_frame() { return neighbour(false, dive_to_buffer); }
+int soft_unprobed_buffer_frame() { return neighbour(false, dive_to_unprobed_buffer); }
+
+// overflow_soft_guard_partial() reaches 2 KiB into its soft guard with a dynamic frame and
+// writes 1 KiB at its low end, leaving the guard's top word zero.
+GORO_NOINLINE void write_below_stack() {
+    char* bottom = goro::detail::current_g()->stack.bottom();
+    char here = 0;
+    auto n = static_cast<std::size_t>(&here - (bottom - 2048)) + 64;
+    char* p = static_cast<char*>(alloca(n));
+    std::memset(bottom - 2048, 0xAB, 1024);  // inside p[0, n)
+    asm volatile("" : : "r"(p), "r"(&here) : "memory");
+}
+
+int overflow_soft_guard_partial() {
+    small_stacks(false);
+    goro::WaitGroup wg;
+    wg.add(1);
+    goro::go([&] {
+        write_below_stack();
+        goro::yield();
+        wg.done();
+    });
+    wg.wait();
+    std::puts("not reached");
+    return 0;
+}
+
+// ok_deep_exits_give_back_memory() parks goroutines with 32 KiB of frames each, lets them exit
+// and prints how much of their memory the process still holds: the stack pools keep a bounded
+// amount (detail/stack.hpp), the rest goes back to the kernel.
+long rss_kb() {
+    long pages = 0, resident = 0;
+    if (std::FILE* f = std::fopen("/proc/self/statm", "r")) {
+        if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+        std::fclose(f);
+    }
+    return resident * static_cast<long>(::sysconf(_SC_PAGESIZE)) / 1024;
+}
+
+GORO_NOINLINE void park_deep(goro::WaitGroup& started, goro::WaitGroup& gate) {
+    volatile char buf[32 * 1024];
+    for (std::size_t i = 0; i < sizeof buf; i += 64) buf[i] = 1;
+    started.done();
+    gate.wait();  // parks 32 KiB deep: the switch sees the depth
+    asm volatile("" : : "r"(&buf[0]) : "memory");
+}
+
+int ok_deep_exits_give_back_memory() {
+#if GORO_ASAN || GORO_TSAN
+    const int n = 1000;
+#else
+    const int n = 4000;  // well past the pools: 64 stacks a worker, 1,024 shared
+#endif
+    goro::WaitGroup started, gate;
+    started.add(1);
+    goro::go([&] { started.done(); });  // the runtime's own memory is not the goroutines'
+    started.wait();
+    while (goro::num_goroutine() > 0) std::this_thread::sleep_for(1ms);
+    long before = rss_kb();
+    started.add(n);
+    gate.add(1);
+    for (int i = 0; i < n; ++i) goro::go([&] { park_deep(started, gate); });
+    started.wait();
+    long peak = rss_kb();
+    gate.done();
+    while (goro::num_goroutine() > 0) std::this_thread::sleep_for(1ms);
+    long after = rss_kb();
+    std::printf("%d goroutines: rss +%ld KiB parked, +%ld KiB after they exited, %d workers\n",
+                n, peak - before, after - before, goro::gomaxprocs());
+    std::puts("ok");
+    return 0;
+}
+
 // det_trace() prints the order in which goroutines took turns: under GORO_SCHED_SEED, a
 // function of the seed. One root goroutine makes the others, so that main, a plain thread
 // that the scheduler does not order, only starts the program and waits for its end.
@@ -821,6 +967,14 @@ const Scenario scenarios[] = {
     {"overflow_hard_guard", overflow_hard_guard},
     {"overflow_soft_guard", overflow_soft_guard},
     {"ok_deep_recursion_within_stack", ok_deep_recursion_within_stack},
+    {"overflow_frame_over_stack", overflow_frame_over_stack},
+    {"overflow_buffer_frame", overflow_buffer_frame},
+    {"overflow_unprobed_buffer_frame", overflow_unprobed_buffer_frame},
+    {"soft_frame_over_stack", soft_frame_over_stack},
+    {"soft_buffer_frame", soft_buffer_frame},
+    {"soft_unprobed_buffer_frame", soft_unprobed_buffer_frame},
+    {"overflow_soft_guard_partial", overflow_soft_guard_partial},
+    {"ok_deep_exits_give_back_memory", ok_deep_exits_give_back_memory},
     {"ok_gomaxprocs_shrinks_under_running_goroutines",
      ok_gomaxprocs_shrinks_under_running_goroutines},
     {"ok_exit_while_goroutines_compute", ok_exit_while_goroutines_compute},

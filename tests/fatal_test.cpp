@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -360,6 +361,59 @@ TEST_CASE("fatal: without a hard guard, the soft guard's canary reports the over
 
 TEST_CASE("fatal: deep recursion that stays within the stack is no overflow", "[fatal][overflow]") {
     check_ok("ok_deep_recursion_within_stack");
+}
+
+// A frame that jumps over the first pages of the guard: 20 KiB below the stack's end
+// (frame_over_stack, t_guard_skip.cpp), 27 KiB below it (a 32 KiB buffer after a deep recursion,
+// t_guard_skip2.cpp), with stack-clash probes (what goro::goro compiles with) and without them
+// (fatal_noprobe.cpp). With a one-page guard all of these wrote into the parked neighbour's
+// stack and nothing was reported; the 64 KiB hard guard catches each as it happens.
+TEST_CASE("fatal: a frame that jumps over the guard's first pages is a stack overflow",
+          "[fatal][overflow]") {
+    for (const char* scenario :
+         {"overflow_frame_over_stack", "overflow_buffer_frame", "overflow_unprobed_buffer_frame"})
+        check_fatal(scenario, "stack overflow (stack size 65536)");
+}
+
+// What the soft guard cannot do: the same frames skip the top of the soft guard, whose pages
+// below the top one are never read, so no overflow is reported; but the writes land in the
+// goroutine's own 64 KiB guard rather than in its neighbour's stack.
+TEST_CASE("fatal: with soft guards only, such a frame is not reported but misses the neighbour",
+          "[fatal][overflow]") {
+    for (const char* scenario :
+         {"soft_frame_over_stack", "soft_buffer_frame", "soft_unprobed_buffer_frame"}) {
+        Outcome o = run(scenario);
+        INFO("scenario: " << scenario << "\nstderr:\n" << o.err << "\nstdout:\n" << o.out);
+        CHECK(o.exited);
+        CHECK(o.status == 0);
+        CHECK(contains(o.out, "A: 0 canary words overwritten"));
+    }
+}
+
+TEST_CASE("fatal: the soft guard sees a write anywhere in its top page, not just its top word",
+          "[fatal][overflow]") {
+    check_fatal("overflow_soft_guard_partial", "stack overflow (stack size 65536)");
+}
+
+// Stacks of goroutines that exit after parking deep go back to the kernel but for what the
+// pools may keep (a budget per worker, and the top pages): RSS, not time, is checked. Sanitizer
+// shadow memory of the stacks is not given back, so the bound holds in plain builds only.
+TEST_CASE("fatal: deep goroutines that exit do not keep their stacks' memory", "[fatal][stack]") {
+    Outcome o = run("ok_deep_exits_give_back_memory");
+    INFO("stderr:\n" << o.err << "\nstdout:\n" << o.out);
+    REQUIRE(o.exited);
+    REQUIRE(o.status == 0);
+    long n = 0, parked = 0, after = 0, workers = 0;
+    REQUIRE(std::sscanf(o.out.c_str(),
+                        "%ld goroutines: rss +%ld KiB parked, +%ld KiB after they exited, %ld",
+                        &n, &parked, &after, &workers) == 4);
+    CHECK(parked >= n * 32);  // they did commit their frames
+#if !GORO_ASAN && !GORO_TSAN
+    // Each worker's budget (2 MiB) and the pools' top pages (64 a worker, 1,024 shared, 255
+    // awaiting release: 5 MiB with 4 workers), plus slack; keeping every pooled stack whole would
+    // take 37 MiB more.
+    CHECK(after <= (8 + 2 * workers) * 1024);
+#endif
 }
 
 // Deterministic scheduling (GORO_SCHED_SEED): the same seed replays the same interleaving, and

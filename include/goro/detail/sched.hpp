@@ -142,7 +142,6 @@ struct G : Parker {
     std::uint64_t id = 0;
     void (*run)(G*) = nullptr;     // calls the closure, then destroys it (on the G's stack)
     void (*free)(G*) = nullptr;    // frees the allocation (on the scheduler stack)
-    bool deep = false;             // saved sp was seen below the top page of its stack
     EhGlobals eh;                  // caught exceptions while switched out
 #if GORO_ASAN
     void* asan_fake = nullptr;
@@ -1507,7 +1506,7 @@ inline void Scheduler::prepare(Worker* w, G* g) {
     } catch (const std::bad_alloc&) {
         fatal("out of memory allocating goroutine stack (address space exhausted)");
     }
-    g->context = ctx::make_fcontext(g->stack.top(), g->stack.size - page_size(), &g_entry);
+    g->context = ctx::make_fcontext(g->stack.top(), g->stack.usable(), &g_entry);
 #if GORO_ASAN
     {
         std::lock_guard<Lock> l(lsan_mu_);
@@ -1538,8 +1537,7 @@ inline void Scheduler::execute(Worker* w, G* g) {
     // exit began, and then stops for good.
     w->lsan_stack.store(g->stack.base, std::memory_order_seq_cst);
     if (GORO_UNLIKELY(exiting_.load(std::memory_order_seq_cst))) stop_for_exit(w);
-    __sanitizer_start_switch_fiber(&w->asan_fake, g->stack.bottom(),
-                                   g->stack.size - page_size());
+    __sanitizer_start_switch_fiber(&w->asan_fake, g->stack.bottom(), g->stack.usable());
 #endif
     ctx::fcontext_t to = g->context;
 #if GORO_TSAN
@@ -1568,10 +1566,10 @@ inline void Scheduler::execute(Worker* w, G* g) {
 // would hide a leak. Sanitizer builds never switch G to G directly: execute() is the only way in.
 inline void Scheduler::lsan_at_exit() noexcept {
     int n = nworkers_.load(std::memory_order_acquire);
-    std::size_t usable = stacks_.stack_size() - page_size();
+    std::size_t usable = stacks_.stack_size() - stack_guard;
     for (int i = 0; i < n; ++i) {
         char* base = workers_[i]->lsan_stack.load(std::memory_order_seq_cst);
-        if (base) __lsan_register_root_region(base + page_size(), usable);
+        if (base) __lsan_register_root_region(base + stack_guard, usable);
     }
     std::lock_guard<Lock> l(lsan_mu_);
     for (G* g = lsan_gs_; g; g = g->lsan_next) {
@@ -1711,17 +1709,16 @@ inline void Scheduler::after_switch(Worker* w, G* g, ctx::fcontext_t from) {
     Worker::Action a = w->action;
     w->action = Worker::Action::none;
     // Overflow checks, before anything reuses the stack: the saved stack pointer, and the
-    // soft guard's top word, which stays zero unless the goroutine ran into it (even if it has
-    // come back up since). Hard-guarded stacks fault at once instead.
+    // soft guard's top page, which stays zero unless the goroutine ran into it (even if it has
+    // come back up since). Hard-guarded stacks fault at once instead. The lowest saved stack
+    // pointer is the depth the stack pool budgets for.
     char* sp = static_cast<char*>(from);
-    bool deep = sp < g->stack.top() - page_size();
-    if (deep) g->deep = true;
-    if (GORO_UNLIKELY((deep && sp < g->stack.bottom() + 256) ||
-                      (!g->stack.guarded &&
-                       *reinterpret_cast<const std::uint64_t*>(g->stack.bottom() - 8) != 0))) {
+    if (sp < g->stack.low) g->stack.low = sp;
+    if (GORO_UNLIKELY(sp < g->stack.bottom() + 256 ||
+                      (!g->stack.guarded && g->stack.soft_guard_dirty()))) {
         char msg[96];
         std::snprintf(msg, sizeof msg, "goroutine %llu: stack overflow (stack size %zu)",
-                      static_cast<unsigned long long>(g->id), g->stack.size - page_size());
+                      static_cast<unsigned long long>(g->id), g->stack.usable());
         fatal(msg);
     }
     if (a == Worker::Action::exit) {
@@ -1732,7 +1729,7 @@ inline void Scheduler::after_switch(Worker* w, G* g, ctx::fcontext_t from) {
             if (g->lsan_next) g->lsan_next->lsan_prev = g->lsan_prev;
         }
 #endif
-        w->stacks.put(stacks_, g->stack, g->deep);
+        w->stacks.put(stacks_, g->stack);
         g->free(g);
         w->exited.store(w->exited.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
         return;
@@ -1860,7 +1857,7 @@ inline void Scheduler::on_segv(int sig, siginfo_t* info, void* uctx) noexcept {
         put("goroutine ");
         num(g->id);
         put(": stack overflow (stack size ");
-        num(g->stack.size - page_size());
+        num(g->stack.usable());
         put(")\n");
         ssize_t r = ::write(2, buf, n);
         (void)r;
