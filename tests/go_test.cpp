@@ -478,8 +478,15 @@ TEST_CASE("go: other goroutines run while a blocking call blocks its thread", "[
 // blocking(), and a goroutine that resumed on another worker would read the old thread's errno
 // (see blocking()'s comment).
 namespace {
-[[gnu::noinline]] int errno_now() { return errno; }
-[[gnu::noinline]] void errno_set(int e) { errno = e; }
+// errno is the worker thread's, shared by its goroutines: hidden from the race detector.
+[[gnu::noinline]] int errno_now() {
+    goro::detail::RuntimeSection rs;
+    return errno;
+}
+[[gnu::noinline]] void errno_set(int e) {
+    goro::detail::RuntimeSection rs;
+    errno = e;
+}
 }  // namespace
 
 TEST_CASE("go: blocking carries errno back from the thread that ran f", "[go][blocking]") {

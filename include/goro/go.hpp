@@ -33,8 +33,12 @@ struct ErrnoSaver {
 };
 // set_errno() is out of line so that errno's address is looked up on the thread that runs it:
 // glibc declares __errno_location() const, so an inlined `errno = e` could reuse an address
-// the caller computed before it parked, on another thread.
-GORO_NOINLINE inline void set_errno(int e) noexcept { errno = e; }
+// the caller computed before it parked, on another thread. errno is the worker thread's, which
+// every goroutine on it shares: the race detector must not see the store (a RuntimeSection).
+GORO_NOINLINE inline void set_errno(int e) noexcept {
+    RuntimeSection rs;
+    errno = e;
+}
 }  // namespace detail
 
 // go() starts f(args...) in a new goroutine. f and args are decay-copied, as by std::thread;
