@@ -8,6 +8,8 @@
 #include <goro/sync.hpp>
 #include <goro/time.hpp>
 
+#include "run_util.hpp"
+
 #include <alloca.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -878,13 +880,7 @@ constexpr int deep_chain = 100'000;
 // in_goroutine() runs f on a goroutine and waits for it; "ok" once it returns.
 template <class F>
 int in_goroutine(F f) {
-    goro::WaitGroup wg;
-    wg.add(1);
-    goro::go([&] {
-        f();
-        wg.done();
-    });
-    wg.wait();
+    goro_test::run_in_goroutine(f);
     std::puts("ok");
     return 0;
 }
