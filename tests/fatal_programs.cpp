@@ -124,6 +124,23 @@ int deadlock_after_known_thread_exits() {
     return 0;
 }
 
+// The known thread's exit is the last event: main parks for good first, and the thread ends
+// after it. Nothing runs afterwards that could look again, unless the exit hands the check on.
+int deadlock_when_known_thread_exits_last() {
+    goro::WaitGroup started;
+    started.add(1);
+    std::thread t([&] {
+        goro::go([&] { started.done(); });  // uses the runtime: counted
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    });
+    t.detach();
+    started.wait();
+    goro::WaitGroup never;
+    never.add(1);
+    never.wait();
+    return 0;
+}
+
 // Two plain threads parked for good, with goroutines: /proc lists nothing else.
 int deadlock_two_threads() {
     goro::WaitGroup never, parked;
@@ -939,6 +956,7 @@ const Scenario scenarios[] = {
     {"deadlock_cond", deadlock_cond},
     {"deadlock_after_sleep", deadlock_after_sleep},
     {"deadlock_after_known_thread_exits", deadlock_after_known_thread_exits},
+    {"deadlock_when_known_thread_exits_last", deadlock_when_known_thread_exits_last},
     {"deadlock_two_threads", deadlock_two_threads},
     {"deadlock_while_pool_threads_expire", deadlock_while_pool_threads_expire},
     {"panic_runtime_error", panic_runtime_error},

@@ -164,6 +164,10 @@ TEST_CASE("fatal: deadlock once a plain thread that used the runtime has exited"
     check_fatal("deadlock_after_known_thread_exits", deadlock);
 }
 
+TEST_CASE("fatal: deadlock when a plain thread's exit is the last event", "[fatal][deadlock]") {
+    check_fatal("deadlock_when_known_thread_exits_last", deadlock);
+}
+
 TEST_CASE("fatal: deadlock with two plain threads parked", "[fatal][deadlock]") {
     check_fatal("deadlock_two_threads", deadlock);
 }

@@ -558,8 +558,11 @@ private:
     bool remove_idle_locked(Worker* w) noexcept;
     void check_dead();
     static int process_threads() noexcept;
+    static bool await_task_gone(pid_t tid) noexcept;
+    void note_leaver() noexcept;
+    bool leavers_gone() noexcept;
     friend class BlockingPool;   // process_threads(), for its fatal error
-    friend struct PlainRelease;  // nplain_
+    friend struct PlainRelease;  // nplain_, the leavers, the pool
     void note_plain_thread() noexcept;
 
     void park_thread(Unlock unlock);
@@ -602,6 +605,8 @@ private:
     std::atomic<int> nblocking_{0};                // blocking() calls and I/O waits in flight
     std::atomic<int> nblocked_threads_{0};         // plain threads parked in park()
     std::atomic<int> nplain_{0};                   // live plain threads that used the runtime
+    std::mutex leavers_mu_;                        // a leaf
+    std::vector<pid_t> leavers_;                   // counted plain threads that left, maybe listed
     std::uint64_t det_seed_ = 0;                   // GORO_SCHED_SEED; 0: normal scheduling
     std::vector<G*> det_runnable_;                 // deterministic mode: the worker's alone
 
@@ -718,12 +723,7 @@ inline bool BlockingPool::reap(Thread* list) noexcept {
             back = t;
             continue;
         }
-        char path[48];
-        std::snprintf(path, sizeof path, "/proc/self/task/%d", static_cast<int>(t->tid));
-        for (int i = 0; i < 1000 && ::access(path, F_OK) == 0; ++i) {
-            if (i < 64) ::sched_yield();
-            else ::usleep(1000);
-        }
+        Scheduler::await_task_gone(t->tid);
         delete t;
     }
     if (done == 0) return true;
@@ -1977,10 +1977,58 @@ GORO_NOINLINE inline void Scheduler::note_plain_thread() noexcept {
     nplain_.fetch_add(1, std::memory_order_acq_rel);
 }
 
+// A counted thread that leaves is listed among the leavers before it is uncounted, so that a
+// check that sees it uncounted waits until /proc no longer lists it. If every plain thread left
+// is then parked, its exit may be the last event before a deadlock, and a thread that is still
+// running cannot see itself gone: it hands the check to the blocking pool, whose thread checks
+// after each call (Go's mexit calls checkdead).
 inline PlainRelease::~PlainRelease() {
     RuntimeSection rs;
     tls_plain = PlainState::other;  // a use of the runtime later in this thread's exit is not counted
-    Scheduler::instance().nplain_.fetch_sub(1, std::memory_order_acq_rel);
+    Scheduler& s = Scheduler::instance();
+    s.note_leaver();
+    int left = s.nplain_.fetch_sub(1, std::memory_order_acq_rel) - 1;
+    int blocked = s.nblocked_threads_.load(std::memory_order_acquire);
+    if (blocked > 0 && left <= blocked) s.pool_.submit([] {});
+}
+
+inline void Scheduler::note_leaver() noexcept {
+    pid_t tid = static_cast<pid_t>(::syscall(SYS_gettid));
+    std::lock_guard<std::mutex> g(leavers_mu_);
+    // Bounded: threads are gone microseconds after they leave, so prune the list when it grows.
+    if (leavers_.size() >= 64)
+        std::erase_if(leavers_, [](pid_t t) {
+            char path[48];
+            std::snprintf(path, sizeof path, "/proc/self/task/%d", static_cast<int>(t));
+            return ::access(path, F_OK) != 0;
+        });
+    if (leavers_.size() >= 64) leavers_.erase(leavers_.begin());
+    leavers_.push_back(tid);
+}
+
+// leavers_gone() waits until /proc lists none of the plain threads that left; false when one
+// has not ended within a second (a thread_local destructor after ours blocks: a live thread).
+inline bool Scheduler::leavers_gone() noexcept {
+    std::lock_guard<std::mutex> g(leavers_mu_);
+    while (!leavers_.empty()) {
+        if (!await_task_gone(leavers_.back())) return false;
+        leavers_.pop_back();
+    }
+    return true;
+}
+
+// await_task_gone() waits, a second at most, until /proc no longer lists thread tid (the kernel
+// drops a thread a little after it wakes its joiner). Bounded: once the thread is gone, its tid
+// may be reused by a new one (pid_max may be 32768).
+inline bool Scheduler::await_task_gone(pid_t tid) noexcept {
+    char path[48];
+    std::snprintf(path, sizeof path, "/proc/self/task/%d", static_cast<int>(tid));
+    for (int i = 0; i < 1000; ++i) {
+        if (::access(path, F_OK) != 0) return true;
+        if (i < 64) ::sched_yield();
+        else ::usleep(1000);
+    }
+    return false;
 }
 
 // process_threads() is the number of threads in the process (/proc/self/stat), -1 if unknown.
@@ -2033,6 +2081,8 @@ inline void Scheduler::check_dead() {
     for (int i = 0; i < nw; ++i)
         if (!runq_empty(workers_[i])) return;
     if (ext_pending()) return;
+    // Plain threads that left may still be listed.
+    if (!leavers_gone()) return;
     // The pool's threads as /proc lists them: census() reaps those that left first, and one
     // that leaves during the read may or may not be listed, so read again.
     int pool, threads;
