@@ -558,6 +558,7 @@ private:
     bool remove_idle_locked(Worker* w) noexcept;
     void check_dead();
     static int process_threads() noexcept;
+    static bool task_listed(pid_t tid) noexcept;
     static bool await_task_gone(pid_t tid) noexcept;
     void note_leaver() noexcept;
     bool leavers_gone() noexcept;
@@ -1997,11 +1998,7 @@ inline void Scheduler::note_leaver() noexcept {
     std::lock_guard<std::mutex> g(leavers_mu_);
     // Bounded: threads are gone microseconds after they leave, so prune the list when it grows.
     if (leavers_.size() >= 64)
-        std::erase_if(leavers_, [](pid_t t) {
-            char path[48];
-            std::snprintf(path, sizeof path, "/proc/self/task/%d", static_cast<int>(t));
-            return ::access(path, F_OK) != 0;
-        });
+        std::erase_if(leavers_, [](pid_t t) { return !task_listed(t); });
     if (leavers_.size() >= 64) leavers_.erase(leavers_.begin());
     leavers_.push_back(tid);
 }
@@ -2017,14 +2014,19 @@ inline bool Scheduler::leavers_gone() noexcept {
     return true;
 }
 
+// task_listed() tells whether /proc still lists thread tid of this process.
+inline bool Scheduler::task_listed(pid_t tid) noexcept {
+    char path[48];
+    std::snprintf(path, sizeof path, "/proc/self/task/%d", static_cast<int>(tid));
+    return ::access(path, F_OK) == 0;
+}
+
 // await_task_gone() waits, a second at most, until /proc no longer lists thread tid (the kernel
 // drops a thread a little after it wakes its joiner). Bounded: once the thread is gone, its tid
 // may be reused by a new one (pid_max may be 32768).
 inline bool Scheduler::await_task_gone(pid_t tid) noexcept {
-    char path[48];
-    std::snprintf(path, sizeof path, "/proc/self/task/%d", static_cast<int>(tid));
     for (int i = 0; i < 1000; ++i) {
-        if (::access(path, F_OK) != 0) return true;
+        if (!task_listed(tid)) return true;
         if (i < 64) ::sched_yield();
         else ::usleep(1000);
     }
